@@ -1,0 +1,1 @@
+"""rotation-picker: the DJ rotation track picker backend."""

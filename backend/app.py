@@ -1,0 +1,61 @@
+"""The application factory: builds one Sanic app from an AppConfig, wiring concern by concern."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from sanic import Sanic
+
+from backend import routes
+from backend.config import AppConfig
+from backend.context import App, Caches, Context
+from backend.listeners import db, lml, services
+from backend.logging import setup_logging
+from backend.sentry import init_sentry
+from backend.services.caches import ExpiringCache
+
+logger = logging.getLogger(__name__)
+
+
+def build_caches(settings: AppConfig) -> Caches:
+    """The process-local caches, sized and timed from settings."""
+    return Caches(
+        rotation_positive=ExpiringCache(settings.rotation_cache_max, settings.rotation_cache_ttl_s),
+        rotation_negative=ExpiringCache(settings.rotation_cache_max, settings.rotation_cache_ttl_s),
+        release_positive=ExpiringCache(settings.release_cache_max, settings.release_cache_ttl_s),
+        release_negative=ExpiringCache(settings.release_cache_max, settings.release_negative_ttl_s),
+    )
+
+
+def create_app(config: AppConfig | None = None) -> App:
+    """Build the app.
+
+    Args:
+        config: settings; read from the environment when omitted.
+
+    Raises:
+        ConfigError: a required setting is malformed.
+    """
+    settings = config if config is not None else AppConfig.from_env()
+    setup_logging(settings.log_level)
+    for warning in settings.warnings:
+        logger.warning("config %s", warning)
+    init_sentry(settings)
+
+    ctx = Context()
+    ctx.settings = settings
+    ctx.caches = build_caches(settings)
+    ctx.worker = "main"
+    app: App = Sanic(settings.app_name, ctx=ctx)
+    app.config.FALLBACK_ERROR_FORMAT = "json"
+
+    @app.before_server_start(priority=1000)
+    async def name_worker(app: App) -> None:
+        app.ctx.worker = os.environ.get("SANIC_WORKER_NAME") or f"single-{os.getpid()}"
+
+    db.register(app)
+    lml.register(app)
+    services.register(app)
+    routes.register(app)
+    return app

@@ -1,0 +1,1 @@
+"""PostgreSQL access: pool factory, migrations and query functions."""

@@ -1,0 +1,1 @@
+"""Listeners: open resources before a worker serves, close them after it stops."""

@@ -1,0 +1,47 @@
+"""Map errors to JSON responses in one place, and tag responses with the worker."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import asyncpg
+from sanic import Request
+from sanic.exceptions import SanicException
+from sanic.response import HTTPResponse, json
+
+from backend.context import App
+from backend.errors import PickerError
+
+logger = logging.getLogger(__name__)
+
+
+def register(app: App) -> None:
+    """Install the handlers and the ``X-Worker`` response header."""
+
+    @app.exception(PickerError)
+    async def picker_error(request: Request, exc: PickerError) -> HTTPResponse:
+        level = logging.WARNING if exc.status_code >= 500 else logging.INFO
+        logger.log(level, "request failed path=%s status=%d error=%s", request.path, exc.status_code, exc)
+        return json({"message": exc.message}, status=exc.status_code)
+
+    @app.exception(OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncio.TimeoutError)
+    async def database_down(request: Request, exc: Exception) -> HTTPResponse:
+        logger.error("database unavailable path=%s error=%r", request.path, exc)
+        return json({"message": "database unavailable"}, status=503)
+
+    @app.exception(SanicException)
+    async def framework_error(request: Request, exc: SanicException) -> HTTPResponse:
+        # Unknown routes (404), wrong methods (405), bad requests: JSON like everything else.
+        status = getattr(exc, "status_code", 500) or 500
+        message = str(exc) if status < 500 else "Internal server error"
+        return json({"message": message}, status=status, headers=getattr(exc, "headers", None))
+
+    @app.exception(Exception)
+    async def unexpected(request: Request, exc: Exception) -> HTTPResponse:
+        logger.exception("unhandled error path=%s", request.path)
+        return json({"message": "Internal server error"}, status=500)
+
+    @app.on_response
+    async def tag_worker(request: Request, response: HTTPResponse) -> None:
+        response.headers["X-Worker"] = request.app.ctx.worker

@@ -1,0 +1,22 @@
+"""Sentry set-up: only when SENTRY_DSN is set, with the Sanic integration and no PII."""
+
+from __future__ import annotations
+
+import sentry_sdk
+from sentry_sdk.integrations.sanic import SanicIntegration
+
+from backend.config import AppConfig
+
+
+def init_sentry(config: AppConfig) -> bool:
+    """Initialise the SDK when a DSN is configured; return whether it did."""
+    if config.sentry_dsn is None:
+        return False
+    sentry_sdk.init(
+        dsn=config.sentry_dsn.reveal(),
+        environment=config.sentry_environment,
+        integrations=[SanicIntegration()],
+        send_default_pii=False,
+        traces_sample_rate=0.0,
+    )
+    return True

@@ -1,0 +1,1 @@
+"""Plain service classes: explicit dependencies, no web-framework imports."""

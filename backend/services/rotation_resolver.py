@@ -1,0 +1,182 @@
+"""Three-tier resolver: which release (or inline tracklist) a rotation row's picker shows."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from backend.clients.lml import LookupResponse
+from backend.db.rotation import PickerRow
+from backend.errors import LmlError
+from backend.models import Tracklist, with_artist_fallback
+from backend.services.caches import ExpiringCache
+
+logger = logging.getLogger(__name__)
+
+# A confirmed tier-3 miss is not retried for this long (persisted, so it survives restarts).
+NEGATIVE_STAMP_WINDOW = dt.timedelta(days=7)
+
+_VA_PATTERNS = (
+    re.compile(r"^v[\s./]*a\.?$"),
+    re.compile(r"^various$"),
+    re.compile(r"^various\s+art"),
+    re.compile(r"^var\.?\s+art"),
+)
+
+
+def is_various_artists(name: str | None) -> bool:
+    """Whether ``name`` means "Various Artists" (those rows are looked up by album only)."""
+    text = (name or "").strip().lower()
+    return bool(text) and any(p.match(text) for p in _VA_PATTERNS)
+
+
+class Outcome(str, enum.Enum):
+    """How a row was resolved. Callers count these; they never infer them from cache sizes."""
+
+    TIER1 = "tier1"  # rotation.discogs_release_id
+    TIER2 = "tier2"  # library_identity.discogs_release_id
+    NOT_FOUND = "not_found"  # no such rotation row
+    STAMP_SKIP = "stamp_skip"  # confirmed miss less than 7 days ago
+    NO_TEXT = "no_text"  # no artist or album to look up
+    LML_UNCONFIGURED = "lml_unconfigured"
+    CACHE_HIT = "cache_hit"  # tier-3 positive from the rotation cache
+    CACHE_NEGATIVE = "cache_negative"  # tier-3 negative from the rotation cache
+    LML_POSITIVE = "lml_positive"  # LML matched; cached
+    LML_NEGATIVE = "lml_negative"  # LML confirmed no usable match; cached and stamped
+    LML_ERROR = "lml_error"  # LML could not answer; nothing cached
+
+
+@dataclass(frozen=True, slots=True)
+class PickerSource:
+    """Where the tracklist comes from. Never both None."""
+
+    release_id: int | None
+    inline_tracklist: Tracklist | None
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    outcome: Outcome
+    source: PickerSource | None
+    error: str | None = None  # set for LML_ERROR
+
+
+class RotationRows(Protocol):
+    async def picker_row(self, rotation_id: int) -> PickerRow | None: ...
+
+    async def stamp_lookup_attempted(self, rotation_id: int) -> None: ...
+
+
+class Lookup(Protocol):
+    async def lookup(self, artist: str | None, album: str, *, priority: str = "live") -> LookupResponse: ...
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class RotationResolver:
+    """Resolve a rotation row through tier 1, tier 2, the persistent stamp, then LML.
+
+    Args:
+        rows: the rotation repository.
+        lookup: the LML lookup coordinator (coalescing, short cache).
+        lml_configured: whether LIBRARY_METADATA_URL is set.
+        positive: rotation id -> PickerSource for tier-3 matches (24 h).
+        negative: rotation id -> True for confirmed tier-3 misses (24 h).
+        now: wall clock, for the 7-day stamp window.
+    """
+
+    def __init__(
+        self,
+        rows: RotationRows,
+        lookup: Lookup,
+        *,
+        lml_configured: bool,
+        positive: ExpiringCache[int, PickerSource],
+        negative: ExpiringCache[int, bool],
+        now: Callable[[], dt.datetime] = _utcnow,
+    ) -> None:
+        self._rows = rows
+        self._lookup = lookup
+        self._lml_configured = lml_configured
+        self.positive = positive
+        self.negative = negative
+        self._now = now
+
+    async def resolve(self, rotation_id: int, *, priority: str = "live") -> Resolution:
+        """Resolve one row. Database errors propagate; LML errors become ``LML_ERROR``."""
+        row = await self._rows.picker_row(rotation_id)
+        if row is None:
+            return Resolution(Outcome.NOT_FOUND, None)
+        if row.direct_release_id is not None:
+            return Resolution(Outcome.TIER1, PickerSource(row.direct_release_id, None))
+        if row.identity_release_id is not None and row.identity_release_id > 0:
+            return Resolution(Outcome.TIER2, PickerSource(row.identity_release_id, None))
+        stamp = row.lookup_attempted_at
+        if stamp is not None and self._now() - stamp < NEGATIVE_STAMP_WINDOW:
+            return Resolution(Outcome.STAMP_SKIP, None)
+        artist, album = (row.artist_name or "").strip(), (row.album_title or "").strip()
+        if not artist or not album:
+            return Resolution(Outcome.NO_TEXT, None)
+        if not self._lml_configured:
+            return Resolution(Outcome.LML_UNCONFIGURED, None)
+        cached = self.positive.get(rotation_id)
+        if cached is not None:
+            return Resolution(Outcome.CACHE_HIT, cached)
+        if rotation_id in self.negative:
+            return Resolution(Outcome.CACHE_NEGATIVE, None)
+        return await self._resolve_via_lml(rotation_id, artist, album, priority)
+
+    async def _resolve_via_lml(self, rotation_id: int, artist: str, album: str, priority: str) -> Resolution:
+        lookup_artist = None if is_various_artists(artist) else artist
+        try:
+            response = await self._lookup.lookup(lookup_artist, album, priority=priority)
+        except LmlError as exc:
+            logger.warning(
+                "lml lookup failed rotation_id=%d error=%s; degrading picker to free-text",
+                rotation_id,
+                exc.message,
+            )
+            return Resolution(Outcome.LML_ERROR, None, exc.message)
+        source = self._source_from(response, artist)
+        if source is None and (response.timeout or response.degraded):
+            # LML ran out of time or shed work: not a confirmed miss, so no cache and no stamp.
+            reason = "timeout" if response.timeout else "degraded"
+            logger.warning("lml lookup transient rotation_id=%d reason=%s", rotation_id, reason)
+            return Resolution(Outcome.LML_ERROR, None, f"LML answered {reason} without a usable match")
+        if source is not None:
+            self.positive.set(rotation_id, source)
+            return Resolution(Outcome.LML_POSITIVE, source)
+        self.negative.set(rotation_id, True)
+        try:
+            await self._rows.stamp_lookup_attempted(rotation_id)
+        except Exception:  # the stamp is an optimisation; the answer stands without it
+            logger.exception("failed to stamp tracklist_lookup_attempted_at rotation_id=%d", rotation_id)
+        return Resolution(Outcome.LML_NEGATIVE, None)
+
+    @staticmethod
+    def _source_from(response: LookupResponse, artist: str) -> PickerSource | None:
+        # Trust gate: only an artist+album "direct" match may stand for this row (BS#1351).
+        if response.search_type != "direct":
+            return None
+        raw_id = response.top_release_id
+        # 0 is LML's MusicBrainz-rescue sentinel: no Discogs release, but the tracklist is valid.
+        release_id = raw_id if raw_id is not None and raw_id > 0 else None
+        inline = with_artist_fallback(response.top_tracklist, artist)
+        if release_id is None and inline is None:
+            return None
+        return PickerSource(release_id, inline)
+
+    def invalidate(self, rotation_id: int) -> None:
+        """Forget the cached tier-3 result for one row (its text or links changed)."""
+        self.positive.delete(rotation_id)
+        self.negative.delete(rotation_id)
+
+    def stats(self) -> dict[str, object]:
+        return {"positive": self.positive.stats(), "negative": self.negative.stats()}

@@ -1,0 +1,1 @@
+"""HTTP clients for upstream services (LML) and the limiter that guards them."""

@@ -10,7 +10,7 @@ from sanic import Sanic
 from backend import routes
 from backend.config import AppConfig
 from backend.context import App, Caches, Context
-from backend.listeners import db, lml, services
+from backend.listeners import db, lml, services, warm
 from backend.logging import setup_logging
 from backend.sentry import init_sentry
 from backend.services.caches import ExpiringCache
@@ -50,12 +50,14 @@ def create_app(config: AppConfig | None = None) -> App:
     app: App = Sanic(settings.app_name, ctx=ctx)
     app.config.FALLBACK_ERROR_FORMAT = "json"
 
-    @app.before_server_start(priority=1000)
+    @app.before_server_start
     async def name_worker(app: App) -> None:
+        # Registered first, so it runs before every other start listener.
         app.ctx.worker = os.environ.get("SANIC_WORKER_NAME") or f"single-{os.getpid()}"
 
     db.register(app)
     lml.register(app)
     services.register(app)
+    warm.register(app)
     routes.register(app)
     return app

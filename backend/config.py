@@ -37,9 +37,7 @@ class Secret:
         return hash(self._value)
 
 
-def _int_setting(
-    env: Mapping[str, str], name: str, default: int, warnings: list[str], *, minimum: int = 1
-) -> int:
+def _int_setting(env: Mapping[str, str], name: str, default: int, warnings: list[str], *, minimum: int = 1) -> int:
     """Parse a tuning integer; a bad value warns (naming the key) and falls back to the default."""
     raw = env.get(name)
     if raw is None:
@@ -179,9 +177,7 @@ class AppConfig:
             lml_max_concurrent=_int_setting(env, "LML_CLIENT_MAX_CONCURRENT", d.lml_max_concurrent, w),
             lml_rate_per_min=_int_setting(env, "LML_CLIENT_RATE_PER_MIN", d.lml_rate_per_min, w),
             lml_queue_wait_ms=_int_setting(env, "LML_LIMITER_MAX_QUEUE_WAIT_MS", d.lml_queue_wait_ms, w),
-            lml_breaker_threshold=_int_setting(
-                env, "LML_BREAKER_FAILURE_THRESHOLD", d.lml_breaker_threshold, w
-            ),
+            lml_breaker_threshold=_int_setting(env, "LML_BREAKER_FAILURE_THRESHOLD", d.lml_breaker_threshold, w),
             lml_breaker_open_ms=_int_setting(env, "LML_BREAKER_OPEN_MS", d.lml_breaker_open_ms, w),
             lml_lookup_timeout_ms=_int_setting(env, "LML_LOOKUP_TIMEOUT_MS", d.lml_lookup_timeout_ms, w),
             lml_release_timeout_ms=_int_setting(env, "LML_RELEASE_TIMEOUT_MS", d.lml_release_timeout_ms, w),
@@ -189,9 +185,7 @@ class AppConfig:
             release_cache_max=_int_setting(env, "RELEASE_CACHE_MAX", d.release_cache_max, w),
             rotation_cache_ttl_s=_int_setting(env, "ROTATION_CACHE_TTL_S", d.rotation_cache_ttl_s, w),
             release_cache_ttl_s=_int_setting(env, "RELEASE_CACHE_TTL_S", d.release_cache_ttl_s, w),
-            release_negative_ttl_s=_int_setting(
-                env, "RELEASE_NEGATIVE_TTL_S", d.release_negative_ttl_s, w
-            ),
+            release_negative_ttl_s=_int_setting(env, "RELEASE_NEGATIVE_TTL_S", d.release_negative_ttl_s, w),
             lookup_cache_ttl_s=_int_setting(env, "LML_LOOKUP_CACHE_TTL_S", d.lookup_cache_ttl_s, w),
             warm_enabled=_bool_setting(env, "WARM_ENABLED", d.warm_enabled, w),
             warm_pass_budget_ms=_int_setting(env, "WARM_PASS_BUDGET_MS", d.warm_pass_budget_ms, w),
@@ -205,9 +199,7 @@ class AppConfig:
                 env, "WARM_LIVE_ACTIVITY_PAUSE_MS", d.warm_live_activity_pause_ms, w, minimum=0
             ),
             warm_db_retry_ms=_int_setting(env, "WARM_DB_RETRY_MS", d.warm_db_retry_ms, w, minimum=0),
-            warm_refresh_interval_s=_int_setting(
-                env, "WARM_REFRESH_INTERVAL_S", d.warm_refresh_interval_s, w
-            ),
+            warm_refresh_interval_s=_int_setting(env, "WARM_REFRESH_INTERVAL_S", d.warm_refresh_interval_s, w),
             sentry_dsn=Secret(dsn) if dsn else None,
             sentry_environment=(env.get("SENTRY_ENVIRONMENT") or d.sentry_environment).strip(),
             log_level=(env.get("LOG_LEVEL") or d.log_level).strip().upper(),

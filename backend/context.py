@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from backend.services.release_tracklists import ReleaseTracklistService
     from backend.services.rotation_resolver import PickerSource, RotationResolver
     from backend.services.rotation_tracks import RotationTracksService
+    from backend.services.rotation_tracks_cache_warm import WarmState
 
 
 class Caches:
@@ -50,6 +51,7 @@ class Context:
     resolver: RotationResolver
     releases: ReleaseTracklistService
     picker: RotationTracksService
+    warm_state: WarmState
 
 
 App = Sanic[Config, Context]

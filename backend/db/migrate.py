@@ -57,9 +57,7 @@ async def apply_migrations(conn: asyncpg.Connection) -> list[str]:
                 continue
             async with conn.transaction():
                 await conn.execute(migration.sql)
-                await conn.execute(
-                    "INSERT INTO wxyc_schema.schema_migrations (version) VALUES ($1)", migration.version
-                )
+                await conn.execute("INSERT INTO wxyc_schema.schema_migrations (version) VALUES ($1)", migration.version)
             applied.append(migration.version)
             logger.info("migration applied version=%s", migration.version)
     finally:

@@ -20,9 +20,7 @@ def build_http_client(settings: AppConfig) -> httpx.AsyncClient | None:
         headers={"User-Agent": USER_AGENT},
         # Per-call timeouts override the read timeout; connect stays short either way.
         timeout=httpx.Timeout(settings.lml_release_timeout_ms / 1000, connect=3.0),
-        limits=httpx.Limits(
-            max_connections=max(10, settings.lml_max_concurrent * 2), max_keepalive_connections=10
-        ),
+        limits=httpx.Limits(max_connections=max(10, settings.lml_max_concurrent * 2), max_keepalive_connections=10),
     )
 
 

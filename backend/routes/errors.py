@@ -8,7 +8,7 @@ import logging
 import asyncpg
 from sanic import Request
 from sanic.exceptions import SanicException
-from sanic.response import HTTPResponse, json
+from sanic.response import BaseHTTPResponse, HTTPResponse, json
 
 from backend.context import App
 from backend.errors import PickerError
@@ -42,6 +42,7 @@ def register(app: App) -> None:
         logger.exception("unhandled error path=%s", request.path)
         return json({"message": "Internal server error"}, status=500)
 
-    @app.on_response
-    async def tag_worker(request: Request, response: HTTPResponse) -> None:
+    async def tag_worker(request: Request, response: BaseHTTPResponse) -> None:
         response.headers["X-Worker"] = request.app.ctx.worker
+
+    app.register_middleware(tag_worker, "response")

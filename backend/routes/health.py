@@ -47,5 +47,6 @@ async def readiness(request: Request) -> HTTPResponse:
         "worker": ctx.worker,
         "caches": {"rotation": ctx.resolver.stats(), "release": ctx.releases.stats()},
         "limiter": ctx.lml.limiter.snapshot(),
+        "warm": ctx.warm_state.to_json(),
     }
     return json(body, status=503 if status == "unhealthy" else 200)

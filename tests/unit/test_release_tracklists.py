@@ -34,7 +34,10 @@ def make_release(release_id: int = 4080, artist: str | None = "Autechre") -> Rel
     return Release(
         release_id=release_id,
         artist=artist,
-        tracklist=(RotationTrack("A1", "Pen Expers", "7:12", ()), RotationTrack("A2", "Sim Gishel", None, ("X",))),
+        tracklist=(
+            RotationTrack("A1", "Pen Expers", "7:12", ()),
+            RotationTrack("A2", "Sim Gishel", None, ("X",)),
+        ),
     )
 
 
@@ -83,7 +86,9 @@ class TestFetch:
 
     async def test_other_errors_propagate_and_are_not_cached(self) -> None:
         """A 5xx reaches the caller and the retry goes back to LML."""
-        source = FakeReleases([LmlUnavailableError("LML responded with 503: Service Unavailable"), make_release()])
+        source = FakeReleases(
+            [LmlUnavailableError("LML responded with 503: Service Unavailable"), make_release()]
+        )
         service = make_service(source)
         with pytest.raises(LmlUnavailableError):
             await service.fetch(4080)

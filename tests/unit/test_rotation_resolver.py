@@ -76,9 +76,7 @@ class FakeLookup:
         return answer
 
 
-def make_resolver(
-    rows: FakeRows, lookup: FakeLookup, *, lml_configured: bool = True
-) -> RotationResolver:
+def make_resolver(rows: FakeRows, lookup: FakeLookup, *, lml_configured: bool = True) -> RotationResolver:
     return RotationResolver(
         rows,
         lookup,
@@ -199,9 +197,7 @@ class TestTier3:
             pytest.param(make_response(search_type="compilation"), id="compilation"),
             pytest.param(make_response(search_type="song_as_artist"), id="song-as-artist"),
             pytest.param(make_response(search_type=None), id="search-type-absent"),
-            pytest.param(
-                make_response(search_type="none", result_count=0, top_release_id=None), id="empty"
-            ),
+            pytest.param(make_response(search_type="none", result_count=0, top_release_id=None), id="empty"),
             pytest.param(
                 make_response(search_type="direct", result_count=0, top_release_id=None),
                 id="empty-but-direct",
@@ -298,8 +294,19 @@ class TestTier3:
 class TestVariousArtists:
     @pytest.mark.parametrize(
         "name",
-        ["Various Artists", "various artists", "VARIOUS ARTISTS", "Various Artist", "various", "V/A",
-         "V.A.", "v a", "Var Artists", "Var. Artists", "  Various Artists  "],
+        [
+            "Various Artists",
+            "various artists",
+            "VARIOUS ARTISTS",
+            "Various Artist",
+            "various",
+            "V/A",
+            "V.A.",
+            "v a",
+            "Var Artists",
+            "Var. Artists",
+            "  Various Artists  ",
+        ],
     )
     def test_matches(self, name: str) -> None:
         """Each spelling of Various Artists is recognised."""

@@ -60,4 +60,9 @@ def create_app(config: AppConfig | None = None) -> App:
     services.register(app)
     warm.register(app)
     routes.register(app)
+
+    @app.after_server_start
+    async def announce(app: App) -> None:
+        logger.info("worker serving worker=%s pid=%d", app.ctx.worker, os.getpid())
+
     return app

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 from sanic import Sanic
 
+from backend.app import create_app
+from backend.config import AppConfig
+from backend.context import App
 from backend.db.migrate import migrate
+from backend.devtools.demo_catalog import DemoCatalog, build_demo_catalog
+from backend.devtools.lml_fake import LmlFake
+from backend.devtools.seed import seed_demo
 
 Sanic.test_mode = True  # many apps per session, each built by create_app
 
@@ -69,3 +77,51 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
         yield conn
     finally:
         await conn.close()
+
+
+@pytest.fixture(scope="session")
+def catalog() -> DemoCatalog:
+    return build_demo_catalog(dt.date.today())
+
+
+@pytest.fixture(scope="session")
+def lml_fake_session(catalog: DemoCatalog) -> Iterator[LmlFake]:
+    fake = LmlFake(catalog, latency_ms=0.0, jitter_ms=0.0).start()
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+@pytest.fixture
+def lml_fake(lml_fake_session: LmlFake) -> LmlFake:
+    """The session's LML fake with counters and faults reset for this test."""
+    lml_fake_session.reset()
+    lml_fake_session.set_latency(0.0, 0.0)
+    return lml_fake_session
+
+
+@pytest.fixture
+async def seeded(db: asyncpg.Connection, catalog: DemoCatalog) -> asyncpg.Connection:
+    """The demo catalog in a freshly truncated database (rotation id = catalog index + 1)."""
+    await seed_demo(db, catalog, only_if_empty=False)
+    return db
+
+
+@pytest.fixture
+def make_app(database_url: str, lml_fake: LmlFake) -> Callable[..., App]:
+    """Build an app on the test database and the fake; keyword arguments override settings."""
+
+    def build(**overrides: Any) -> App:
+        settings = AppConfig(
+            database_url=database_url,
+            lml_url=lml_fake.url,
+            migrate_on_start=False,
+            warm_enabled=False,
+            lml_rate_per_min=100_000,
+            lml_breaker_threshold=1_000_000,
+            app_name="rp_" + uuid.uuid4().hex[:8],
+        )
+        return create_app(settings.replace(**overrides))
+
+    return build

@@ -411,7 +411,13 @@ def start_rotation_tracks_cache_warm(app: Any) -> None:
     raises: failures are logged and captured by :func:`run_tracked_walk`.
     """
     ctx = app.ctx
-    app.add_task(
-        run_tracked_walk(warm_deps_from(ctx), warm_settings_from(ctx.settings), ctx.warm_state, worker=ctx.worker),
-        name=TASK_NAME,
-    )
+
+    async def walk_task() -> None:
+        try:
+            await run_tracked_walk(warm_deps_from(ctx), warm_settings_from(ctx.settings), ctx.warm_state, worker=ctx.worker)
+        except asyncio.CancelledError:
+            # Shutdown asked this task to end, and it has: finish quietly rather than let Sanic
+            # log "cancelled before it completed" for what is a clean stop.
+            return
+
+    app.add_task(walk_task(), name=TASK_NAME)

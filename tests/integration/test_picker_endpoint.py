@@ -1,0 +1,359 @@
+"""GET /library/rotation/<id>/tracks end to end: real PostgreSQL, real HTTP to the LML fake.
+
+Each test pins one row of the status matrix (upstream-reference.md §3.5 with this project's
+corrections: strict ids, 401/403 from LML is a 502, malformed LML bodies are 502 and never cached).
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+import pytest
+
+from backend.context import App
+from backend.devtools import demo_catalog as dc
+from backend.devtools.demo_catalog import DemoCatalog
+from backend.devtools.lml_fake import LmlFake
+from tests.helpers import row_id
+
+pytestmark = pytest.mark.pg
+
+MakeApp = Callable[..., App]
+
+
+async def get(app: App, path: str) -> tuple[int, Any]:
+    _, response = await app.asgi_client.get(path)
+    return response.status_code, response.json
+
+
+def lml_calls(fake: LmlFake) -> int:
+    return int(fake.stats()["counts"]["lookup"]) + int(fake.stats()["counts"]["release"])
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def expected_inline(catalog: DemoCatalog, rotation_id: int) -> list[dict[str, Any]]:
+    row = catalog.rotation[rotation_id - 1]
+    fixture = catalog.lookups[
+        dc.lookup_key(None if dc.is_various_artists_name(row.artist_name) else row.artist_name, row.album_title)
+    ]
+    assert fixture.tracklist is not None
+    return [
+        {
+            "position": t.position,
+            "title": t.title,
+            "duration": t.duration,
+            "artists": list(t.artists) or [row.artist_name],
+        }
+        for t in fixture.tracklist
+    ]
+
+
+def expected_release(catalog: DemoCatalog, release_id: int) -> list[dict[str, Any]]:
+    release = catalog.releases[release_id]
+    return [
+        {
+            "position": t.position,
+            "title": t.title,
+            "duration": t.duration,
+            "artists": list(t.artists) or [release.artist],
+        }
+        for t in release.tracklist
+    ]
+
+
+class TestValidation:
+    @pytest.mark.parametrize("raw", ["abc", "0", "-1", "12abc", "7.9", "2147483648", "99999999999999999999"])
+    async def test_bad_id_is_400_with_message(self, make_app: MakeApp, seeded: Any, raw: str) -> None:
+        """Only digits in 1..2147483647 are accepted; everything else is a JSON 400, never a 500."""
+        status, body = await get(make_app(), f"/library/rotation/{raw}/tracks")
+        assert status == 400
+        assert body == {"message": "rotation_id must be an integer between 1 and 2147483647"}
+
+    async def test_unknown_route_and_wrong_method_answer_json(self, make_app: MakeApp, seeded: Any) -> None:
+        """404 and 405 carry a JSON message like every other error."""
+        app = make_app()
+        status, body = await get(app, "/nope")
+        assert status == 404 and "message" in body
+        _, response = await app.asgi_client.post("/library/rotation/1/tracks")
+        assert response.status_code == 405 and "message" in response.json
+
+
+class TestResolvedOutcomes:
+    async def test_unknown_id_is_empty(self, make_app: MakeApp, seeded: Any, lml_fake: LmlFake) -> None:
+        """A row that does not exist answers 200 [] without asking LML."""
+        assert await get(make_app(), "/library/rotation/2147483647/tracks") == (200, [])
+        assert lml_calls(lml_fake) == 0
+
+    async def test_tier1_row_serves_the_release_then_caches_it(
+        self, make_app: MakeApp, seeded: Any, catalog: DemoCatalog, lml_fake: LmlFake
+    ) -> None:
+        """A stored release id fetches the release once; the second open makes no LML call."""
+        rid = row_id(catalog, dc.TIER1)
+        release_id = catalog.rotation[rid - 1].discogs_release_id
+        assert release_id is not None
+        app = make_app()
+        assert await get(app, f"/library/rotation/{rid}/tracks") == (200, expected_release(catalog, release_id))
+        assert lml_fake.stats()["counts"]["lookup"] == 0 and lml_fake.stats()["counts"]["release"] == 1
+        assert await get(app, f"/library/rotation/{rid}/tracks") == (200, expected_release(catalog, release_id))
+        assert lml_fake.stats()["counts"]["release"] == 1
+
+    async def test_tier2_row_uses_the_identity_bridge(
+        self, make_app: MakeApp, seeded: Any, catalog: DemoCatalog, lml_fake: LmlFake
+    ) -> None:
+        """A linked album's identity release id is used without a lookup."""
+        rid = row_id(catalog, dc.TIER2)
+        status, body = await get(make_app(), f"/library/rotation/{rid}/tracks")
+        assert status == 200 and body
+        assert lml_fake.stats()["counts"]["lookup"] == 0
+
+    async def test_killed_row_resolves_like_an_active_one(
+        self, make_app: MakeApp, seeded: Any, catalog: DemoCatalog
+    ) -> None:
+        """The tracks endpoint does not apply the active predicate (a picker may be open on it)."""
+        rid = row_id(catalog, dc.LML_INLINE, active=False)
+        assert await get(make_app(), f"/library/rotation/{rid}/tracks") == (200, expected_inline(catalog, rid))
+
+    async def test_inline_tracklist_is_served_without_release_fetch(
+        self, make_app: MakeApp, seeded: Any, catalog: DemoCatalog, lml_fake: LmlFake
+    ) -> None:
+        """A direct match carrying tracks answers from the lookup alone, then from cache."""
+        rid = row_id(catalog, dc.LML_INLINE)
+        app = make_app()
+        assert await get(app, f"/library/rotation/{rid}/tracks") == (200, expected_inline(catalog, rid))
+        assert await get(app, f"/library/rotation/{rid}/tracks") == (200, expected_inline(catalog, rid))
+        assert lml_fake.stats()["counts"] == {**lml_fake.stats()["counts"], "lookup": 1, "release": 0}
+
+    async def test_lookup_then_release_fetch(
+        self, make_app: MakeApp, seeded: Any, catalog: DemoCatalog, lml_fake: LmlFake
+    ) -> None:
+        """A direct match without tracks is followed by the release fetch."""
+        rid = row_id(catalog, dc.LML_RELEASE)
+        status, body = await get(make_app(), f"/library/rotation/{rid}/tracks")
+        assert status == 200 and body
+        counts = lml_fake.stats()["counts"]
+        assert (counts["lookup"], counts["release"]) == (1, 1)
+
+    async def test_musicbrainz_rescue_serves_inline_tracks(
+        self, make_app: MakeApp, seeded: Any, catalog: DemoCatalog
+    ) -> None:
+        """release_id 0 with a tracklist answers the tracklist."""
+        rid = row_id(catalog, dc.MB_RESCUE)
+        assert await get(make_app(), f"/library/rotation/{rid}/tracks") == (200, expected_inline(catalog, rid))
+
+    async def test_various_artists_row_is_looked_up_by_album_only(
+        self, make_app: MakeApp, seeded: Any, catalog: DemoCatalog, lml_fake: LmlFake
+    ) -> None:
+        """A V/A row's lookup carries no artist, and its tracks keep per-track artists."""
+        rid = row_id(catalog, dc.VARIOUS_ARTISTS)
+        status, body = await get(make_app(), f"/library/rotation/{rid}/tracks")
+        assert status == 200 and body
+        assert lml_fake.stats()["lookup_keys"] == [dc.lookup_key(None, catalog.rotation[rid - 1].album_title)]
+
+    @pytest.mark.parametrize("outcome", [dc.FALLBACK, dc.NO_MATCH, dc.SENTINEL_NO_TRACKS])
+    async def test_confirmed_miss_is_empty_cached_and_stamped(
+        self,
+        make_app: MakeApp,
+        seeded: asyncpg.Connection,
+        catalog: DemoCatalog,
+        lml_fake: LmlFake,
+        outcome: str,
+    ) -> None:
+        """Untrusted or empty matches answer [] once from LML, then from the cache; the row is stamped."""
+        rid = row_id(catalog, outcome)
+        app = make_app()
+        assert await get(app, f"/library/rotation/{rid}/tracks") == (200, [])
+        assert await get(app, f"/library/rotation/{rid}/tracks") == (200, [])
+        assert lml_fake.stats()["counts"]["lookup"] == 1
+        stamp = await seeded.fetchval(
+            "SELECT tracklist_lookup_attempted_at FROM wxyc_schema.rotation WHERE id = $1", rid
+        )
+        assert stamp is not None
+
+    async def test_stamp_survives_a_restart(
+        self, make_app: MakeApp, seeded: Any, catalog: DemoCatalog, lml_fake: LmlFake
+    ) -> None:
+        """A new process (empty caches) still skips a stamped row."""
+        rid = row_id(catalog, dc.NO_MATCH)
+        await get(make_app(), f"/library/rotation/{rid}/tracks")
+        assert await get(make_app(), f"/library/rotation/{rid}/tracks") == (200, [])
+        assert lml_fake.stats()["counts"]["lookup"] == 1
+
+    @pytest.mark.parametrize("outcome", [dc.NO_TEXT, dc.STAMP_FRESH])
+    async def test_rows_that_never_reach_lml(
+        self, make_app: MakeApp, seeded: Any, catalog: DemoCatalog, lml_fake: LmlFake, outcome: str
+    ) -> None:
+        """Rows without text, or with a fresh stamp, answer [] with no LML call."""
+        assert await get(make_app(), f"/library/rotation/{row_id(catalog, outcome)}/tracks") == (200, [])
+        assert lml_calls(lml_fake) == 0
+
+    @pytest.mark.parametrize("outcome", [dc.LML_TIMEOUT, dc.LML_DEGRADED])
+    async def test_timeout_or_degraded_answer_is_transient(
+        self,
+        make_app: MakeApp,
+        seeded: asyncpg.Connection,
+        catalog: DemoCatalog,
+        lml_fake: LmlFake,
+        outcome: str,
+    ) -> None:
+        """timeout/degraded with no results answers [] but is neither cached nor stamped."""
+        rid = row_id(catalog, outcome)
+        app = make_app()
+        assert await get(app, f"/library/rotation/{rid}/tracks") == (200, [])
+        assert await get(app, f"/library/rotation/{rid}/tracks") == (200, [])
+        assert lml_fake.stats()["counts"]["lookup"] == 2
+        stamp = await seeded.fetchval(
+            "SELECT tracklist_lookup_attempted_at FROM wxyc_schema.rotation WHERE id = $1", rid
+        )
+        assert stamp is None
+
+
+class TestLmlFailures:
+    @pytest.mark.parametrize("kind", ["500", "503", "timeout", "garbage", "malformed", "401"])
+    async def test_failed_lookup_degrades_to_empty_and_is_not_cached(
+        self, make_app: MakeApp, seeded: Any, catalog: DemoCatalog, lml_fake: LmlFake, kind: str
+    ) -> None:
+        """Any lookup failure answers [] and the next open asks LML again (and succeeds)."""
+        rid = row_id(catalog, dc.LML_INLINE)
+        app = make_app(lml_lookup_timeout_ms=300)
+        lml_fake.add_fault("/api/v1/lookup", kind, count=1)
+        assert await get(app, f"/library/rotation/{rid}/tracks") == (200, [])
+        assert await get(app, f"/library/rotation/{rid}/tracks") == (200, expected_inline(catalog, rid))
+
+    async def test_release_404_is_empty_and_negative_cached(
+        self, make_app: MakeApp, seeded: Any, catalog: DemoCatalog, lml_fake: LmlFake
+    ) -> None:
+        """A release LML does not have answers [] and is not fetched again for 10 minutes."""
+        rid = row_id(catalog, dc.RELEASE_404)
+        app = make_app()
+        assert await get(app, f"/library/rotation/{rid}/tracks") == (200, [])
+        assert await get(app, f"/library/rotation/{rid}/tracks") == (200, [])
+        assert lml_fake.stats()["counts"]["release"] == 1
+
+    @pytest.mark.parametrize(
+        ("kind", "status", "message"),
+        [
+            pytest.param("500", 502, "LML responded with 500: Internal Server Error", id="5xx"),
+            pytest.param("503", 502, "LML responded with 503: Service Unavailable", id="503"),
+            pytest.param("timeout", 504, "LML request timed out", id="timeout"),
+            pytest.param("401", 502, None, id="401-is-our-fault"),
+            pytest.param("403", 502, None, id="403-is-our-fault"),
+            pytest.param("422", 422, None, id="other-4xx-passes-through"),
+            pytest.param("garbage", 502, None, id="non-json-body"),
+            pytest.param("malformed", 502, None, id="wrong-shape-body"),
+            pytest.param("disconnect", 502, None, id="connection-dropped"),
+        ],
+    )
+    async def test_release_fetch_failure_status_and_no_caching(
+        self,
+        make_app: MakeApp,
+        seeded: Any,
+        catalog: DemoCatalog,
+        lml_fake: LmlFake,
+        kind: str,
+        status: int,
+        message: str | None,
+    ) -> None:
+        """Release fetch failures surface with the matrix's status and a message; a retry succeeds."""
+        rid = row_id(catalog, dc.TIER1)
+        release_id = catalog.rotation[rid - 1].discogs_release_id
+        assert release_id is not None
+        app = make_app(lml_release_timeout_ms=300)
+        lml_fake.add_fault("/api/v1/discogs/release", kind, count=1)
+        got_status, body = await get(app, f"/library/rotation/{rid}/tracks")
+        assert got_status == status
+        assert isinstance(body, dict) and body["message"]
+        if message is not None:
+            assert body["message"] == message
+        assert await get(app, f"/library/rotation/{rid}/tracks") == (200, expected_release(catalog, release_id))
+
+    async def test_network_failure_is_502(self, make_app: MakeApp, seeded: Any, catalog: DemoCatalog) -> None:
+        """LML unreachable on a release fetch is a 502 naming the failure."""
+        app = make_app(lml_url=f"http://127.0.0.1:{closed_port()}")
+        status, body = await get(app, f"/library/rotation/{row_id(catalog, dc.TIER1)}/tracks")
+        assert status == 502 and body["message"].startswith("LML request failed")
+
+    async def test_unconfigured_lml(self, make_app: MakeApp, seeded: Any, catalog: DemoCatalog) -> None:
+        """Without LML, tier-3 rows answer [] and stored ids answer 503 naming the setting."""
+        app = make_app(lml_url=None)
+        assert await get(app, f"/library/rotation/{row_id(catalog, dc.LML_INLINE)}/tracks") == (200, [])
+        assert await get(app, f"/library/rotation/{row_id(catalog, dc.TIER1)}/tracks") == (
+            503,
+            {"message": "LIBRARY_METADATA_URL is not configured"},
+        )
+
+    async def test_bearer_token_is_sent(
+        self, make_app: MakeApp, seeded: Any, catalog: DemoCatalog, lml_fake: LmlFake
+    ) -> None:
+        """With LML_API_KEY set the fake sees the Authorization header."""
+        from backend.config import Secret
+
+        app = make_app(lml_api_key=Secret("k"))
+        await get(app, f"/library/rotation/{row_id(catalog, dc.LML_INLINE)}/tracks")
+        assert lml_fake.stats()["last_headers"]["authorization_present"] is True
+
+
+class TestDatabaseDown:
+    async def test_picker_is_503_and_readiness_unhealthy_but_liveness_ok(self, make_app: MakeApp) -> None:
+        """With PostgreSQL unreachable: picker 503 JSON, /health/ready 503 unhealthy, /health 200."""
+        app = make_app(database_url=f"postgresql://postgres@127.0.0.1:{closed_port()}/postgres")
+        status, body = await get(app, "/library/rotation/1/tracks")
+        assert (status, body) == (503, {"message": "database unavailable"})
+        status, body = await get(app, "/health/ready")
+        assert status == 503 and body["status"] == "unhealthy"
+        assert body["services"]["database"] == "unavailable"
+        assert await get(app, "/health") == (200, {"status": "ok"})
+
+
+class TestHealth:
+    async def test_ready_reports_healthy_with_caches_and_warm_state(self, make_app: MakeApp, seeded: Any) -> None:
+        """Both probes ok: healthy, with cache, limiter and warm state for operators."""
+        status, body = await get(make_app(), "/health/ready")
+        assert status == 200
+        assert body["status"] == "healthy" and body["services"] == {"database": "ok", "lml": "ok"}
+        assert body["warm"]["status"] == "disabled"
+        assert {"rotation", "release"} <= set(body["caches"])
+
+    async def test_ready_is_degraded_when_lml_is_down(self, make_app: MakeApp, seeded: Any) -> None:
+        """LML unreachable makes readiness degraded, still 200."""
+        status, body = await get(make_app(lml_url=f"http://127.0.0.1:{closed_port()}"), "/health/ready")
+        assert status == 200 and body["status"] == "degraded" and body["services"]["lml"] == "unavailable"
+
+
+class TestRotationList:
+    async def test_lists_active_rows_with_rotation_id_and_album_id(
+        self, make_app: MakeApp, seeded: Any, catalog: DemoCatalog
+    ) -> None:
+        """Every active row once, killed rows absent; rotation_id is the row, id the album or null."""
+        status, body = await get(make_app(), "/library/rotation")
+        assert status == 200
+        active = catalog.active_rows()
+        assert len(body) == len(active)
+        ids = {r["rotation_id"] for r in body}
+        for killed in (i + 1 for i, r in enumerate(catalog.rotation) if not r.is_active(catalog.today)):
+            assert killed not in ids
+        linked = next(r for r in body if r["rotation_id"] == row_id(catalog, dc.TIER2))
+        unlinked_id = next(
+            i + 1 for i, r in enumerate(catalog.rotation) if r.album_index is None and r.is_active(catalog.today)
+        )
+        unlinked = next(r for r in body if r["rotation_id"] == unlinked_id)
+        assert isinstance(linked["id"], int) and unlinked["id"] is None
+        assert set(body[0]) == {
+            "rotation_id",
+            "id",
+            "artist_name",
+            "album_title",
+            "record_label",
+            "rotation_bin",
+            "add_date",
+            "kill_date",
+        }
+        bins = [r["rotation_bin"] for r in body]
+        assert bins == sorted(bins, key="HMLS".index)

@@ -414,7 +414,9 @@ def start_rotation_tracks_cache_warm(app: Any) -> None:
 
     async def walk_task() -> None:
         try:
-            await run_tracked_walk(warm_deps_from(ctx), warm_settings_from(ctx.settings), ctx.warm_state, worker=ctx.worker)
+            await run_tracked_walk(
+                warm_deps_from(ctx), warm_settings_from(ctx.settings), ctx.warm_state, worker=ctx.worker
+            )
         except asyncio.CancelledError:
             # Shutdown asked this task to end, and it has: finish quietly rather than let Sanic
             # log "cancelled before it completed" for what is a clean stop.

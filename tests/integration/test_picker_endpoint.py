@@ -357,3 +357,17 @@ class TestRotationList:
         }
         bins = [r["rotation_bin"] for r in body]
         assert bins == sorted(bins, key="HMLS".index)
+
+
+class TestEarlyLml:
+    async def test_early_lml_without_extended_mode_still_serves_tracks(
+        self, make_app: MakeApp, seeded: Any, catalog: DemoCatalog
+    ) -> None:
+        """Against the Feb-2026 LML (no extended mode, raw_message required) a match falls back to the release."""
+        with LmlFake(catalog, latency_ms=0.0, jitter_ms=0.0, legacy=True) as legacy:
+            app = make_app(lml_url=legacy.url)
+            rid = row_id(catalog, dc.LML_INLINE)
+            status, body = await get(app, f"/library/rotation/{rid}/tracks")
+            assert status == 200 and body
+            counts = legacy.stats()["counts"]
+            assert (counts["lookup"], counts["release"]) == (1, 1)

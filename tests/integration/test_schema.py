@@ -129,3 +129,37 @@ class TestLiveActivity:
         await db.execute("INSERT INTO wxyc_schema.flowsheet (entry_type) VALUES ('track')")
         assert await repo.live_activity(60) is True
         assert await repo.live_activity(0) is False
+
+
+class TestMigrateCommand:
+    def test_cli_applies_nothing_on_a_current_schema(self, database_url: str) -> None:
+        """`python -m backend migrate` runs against DATABASE_URL and reports nothing pending."""
+        import os
+        import subprocess
+        import sys
+
+        result = subprocess.run(
+            [sys.executable, "-m", "backend", "migrate"],
+            env={**os.environ, "DATABASE_URL": database_url},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        assert "applied 0 migration(s): none pending" in result.stdout
+
+    def test_cli_rejects_a_malformed_database_url(self) -> None:
+        """A malformed DATABASE_URL is a clear error, not a traceback."""
+        import os
+        import subprocess
+        import sys
+
+        result = subprocess.run(
+            [sys.executable, "-m", "backend", "migrate"],
+            env={**os.environ, "DATABASE_URL": "mysql://nope"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 2
+        assert "DATABASE_URL" in result.stderr and "Traceback" not in result.stderr

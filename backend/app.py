@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 
 from sanic import Sanic
 
@@ -21,8 +22,7 @@ logger = logging.getLogger(__name__)
 def build_caches(settings: AppConfig) -> Caches:
     """The process-local caches, sized and timed from settings."""
     return Caches(
-        rotation_positive=ExpiringCache(settings.rotation_cache_max, settings.rotation_cache_ttl_s),
-        rotation_negative=ExpiringCache(settings.rotation_cache_max, settings.rotation_cache_ttl_s),
+        rotation=ExpiringCache(settings.rotation_cache_max, settings.rotation_cache_ttl_s),
         release_positive=ExpiringCache(settings.release_cache_max, settings.release_cache_ttl_s),
         release_negative=ExpiringCache(settings.release_cache_max, settings.release_negative_ttl_s),
     )
@@ -53,6 +53,7 @@ def create_app(config: AppConfig | None = None) -> App:
     @app.before_server_start
     async def name_worker(app: App) -> None:
         # Registered first, so it runs before every other start listener.
+        app.ctx.started_at = time.monotonic()
         app.ctx.worker = os.environ.get("SANIC_WORKER_NAME") or f"single-{os.getpid()}"
 
     db.register(app)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sanic import Sanic
 from sanic.config import Config
@@ -16,10 +16,13 @@ if TYPE_CHECKING:
     from backend.db.rotation import RotationRepository
     from backend.models import Tracklist
     from backend.services.caches import ExpiringCache
+    from backend.services.host_warm import HostWarmer
+    from backend.services.invalidation import InvalidationListener
     from backend.services.release_tracklists import ReleaseTracklistService
-    from backend.services.rotation_resolver import PickerSource, RotationResolver
+    from backend.services.rotation_resolver import CachedAnswer, RotationResolver
     from backend.services.rotation_tracks import RotationTracksService
     from backend.services.rotation_tracks_cache_warm import WarmState
+    from backend.services.warm_follower import WarmFollower
 
 
 class Caches:
@@ -27,13 +30,11 @@ class Caches:
 
     def __init__(
         self,
-        rotation_positive: ExpiringCache[int, PickerSource],
-        rotation_negative: ExpiringCache[int, bool],
+        rotation: ExpiringCache[int, CachedAnswer],
         release_positive: ExpiringCache[int, Tracklist],
         release_negative: ExpiringCache[int, bool],
     ) -> None:
-        self.rotation_positive = rotation_positive
-        self.rotation_negative = rotation_negative
+        self.rotation = rotation
         self.release_positive = release_positive
         self.release_negative = release_negative
 
@@ -52,6 +53,12 @@ class Context:
     releases: ReleaseTracklistService
     picker: RotationTracksService
     warm_state: WarmState
+    warm_follower: WarmFollower | None
+    invalidation: InvalidationListener
+    started_at: float
+    # Main process only.
+    warm_manager: Any
+    host_warmer: HostWarmer
 
 
 App = Sanic[Config, Context]

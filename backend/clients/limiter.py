@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from backend.errors import LimiterShedError, LmlTimeoutError
 
+from .host_budget import HostBudget
+
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -142,6 +144,9 @@ class LmlLimiter:
         breaker: the circuit breaker consulted before queueing.
         clock: monotonic seconds for the token bucket.
         sleep: awaited for token refills and the queue-wait deadline; tests inject a fake one.
+        host: optional host-wide budget shared with the other processes. After the local permit, a
+            caller also takes a host permit (live: within what is left of ``queue_wait_s``; warm: no
+            deadline) and its rate token comes from the host bucket instead of the local one.
     """
 
     def __init__(
@@ -152,6 +157,7 @@ class LmlLimiter:
         breaker: CircuitBreaker,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
+        host: HostBudget | None = None,
     ) -> None:
         if max_concurrent < 1:
             raise ValueError("max_concurrent must be >= 1")
@@ -160,10 +166,9 @@ class LmlLimiter:
         self.breaker = breaker
         self.bucket = TokenBucket(rate_per_min, clock)
         self._sleep = sleep
+        self._host = host
         self._in_use = 0
-        self._waiters: dict[str, collections.deque[asyncio.Future[None]]] = {
-            p: collections.deque() for p in PRIORITIES
-        }
+        self._waiters: dict[str, collections.deque[asyncio.Future[None]]] = {p: collections.deque() for p in PRIORITIES}
 
     @contextlib.asynccontextmanager
     async def slot(self, priority: str = "live") -> AsyncIterator[None]:
@@ -180,6 +185,8 @@ class LmlLimiter:
         is_probe = self.breaker.state == "half_open"
         if not self.breaker.allow():
             raise LimiterShedError("shed_breaker_open")
+        host = self._host
+        host_deadline = None if host is None or priority == "warm" else host.clock() + self._queue_wait_s
         verdict = False
         try:
             try:
@@ -188,8 +195,18 @@ class LmlLimiter:
                 self.breaker.record_failure()
                 verdict = True
                 raise
+            host_permit: int | None = None
             try:
-                await self.bucket.take(self._sleep)
+                if host is None:
+                    await self.bucket.take(self._sleep)
+                else:
+                    try:
+                        host_permit = await host.acquire(priority, host_deadline)
+                    except LimiterShedError:
+                        self.breaker.record_failure()
+                        verdict = True
+                        raise
+                    await host.take_token()
                 try:
                     yield
                 except LmlTimeoutError:
@@ -203,6 +220,8 @@ class LmlLimiter:
                 self.breaker.record_success()
                 verdict = True
             finally:
+                if host is not None and host_permit is not None:
+                    host.release(host_permit)
                 self._release()
         finally:
             if is_probe and not verdict:
@@ -262,8 +281,8 @@ class LmlLimiter:
         return sum(len(q) for q in self._waiters.values())
 
     def snapshot(self) -> dict[str, object]:
-        """Current state for a status endpoint."""
-        return {
+        """Current state for a status endpoint (plus ``"host"`` when a host budget is set)."""
+        snap: dict[str, object] = {
             "in_use": self._in_use,
             "max_concurrent": self._max,
             "waiting_live": len(self._waiters["live"]),
@@ -271,3 +290,6 @@ class LmlLimiter:
             "tokens": round(self.bucket.tokens, 2),
             "breaker": self.breaker.state,
         }
+        if self._host is not None:
+            snap["host"] = self._host.snapshot()
+        return snap

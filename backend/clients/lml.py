@@ -272,9 +272,7 @@ class LmlClient:
             # min(header - 200 ms, LML_SEARCH_BUDGET_MS = 4 s) and its presence arms the empty-result
             # give-up gate, which once cut picker coverage to ~23 %. Our own timeout bounds the wait.
         }
-        response = await self._call(
-            "lookup", "POST", "/api/v1/lookup", headers, self._lookup_timeout_s, priority, body
-        )
+        response = await self._call("lookup", "POST", "/api/v1/lookup", headers, self._lookup_timeout_s, priority, body)
         return parse_lookup(_decode(response, "lookup"))
 
     async def get_release(self, release_id: int, *, priority: str = "live") -> Release:

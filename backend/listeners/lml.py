@@ -1,54 +1,33 @@
-"""One httpx client, limiter and LML client per worker."""
+"""One httpx client, limiter and LML client per worker; one LML budget per host."""
 
 from __future__ import annotations
 
-import httpx
+import multiprocessing
 
-from backend.clients.limiter import CircuitBreaker, LmlLimiter
-from backend.clients.lml import LmlClient
-from backend.config import AppConfig
+from backend.clients.factory import build_http_client, build_lml_client
+from backend.clients.host_budget import HostBudget, HostBudgetShared
 from backend.context import App
-
-USER_AGENT = "rotation-picker/0.1 (+https://github.com/WXYC)"
-
-
-def build_http_client(settings: AppConfig) -> httpx.AsyncClient | None:
-    """The worker's only AsyncClient for LML (None when LML is unconfigured)."""
-    if settings.lml_url is None:
-        return None
-    return httpx.AsyncClient(
-        headers={"User-Agent": USER_AGENT},
-        # Per-call timeouts override the read timeout; connect stays short either way.
-        timeout=httpx.Timeout(settings.lml_release_timeout_ms / 1000, connect=3.0),
-        limits=httpx.Limits(max_connections=max(10, settings.lml_max_concurrent * 2), max_keepalive_connections=10),
-    )
-
-
-def build_lml_client(settings: AppConfig, http: httpx.AsyncClient | None) -> LmlClient:
-    breaker = CircuitBreaker(settings.lml_breaker_threshold, settings.lml_breaker_open_ms / 1000)
-    limiter = LmlLimiter(
-        settings.lml_max_concurrent,
-        settings.lml_rate_per_min,
-        settings.lml_queue_wait_ms / 1000,
-        breaker,
-    )
-    return LmlClient(
-        http,
-        base_url=settings.lml_url,
-        api_key=settings.lml_api_key,
-        limiter=limiter,
-        lookup_timeout_s=settings.lml_lookup_timeout_ms / 1000,
-        release_timeout_s=settings.lml_release_timeout_ms / 1000,
-    )
 
 
 def register(app: App) -> None:
-    """Open the LML client before serving; close it after the worker stops."""
+    """Create the host budget in the main process; open the LML client in each worker."""
+
+    @app.main_process_start
+    async def create_host_budget(app: App) -> None:
+        # Workers and the host walk draw on the same permits and tokens (shared memory).
+        settings = app.ctx.settings
+        shared = HostBudgetShared.create(
+            settings.lml_max_concurrent,
+            settings.lml_rate_per_min,
+            mp_context=multiprocessing.get_context("spawn"),
+        )
+        shared.to_shared_ctx(app.shared_ctx)
 
     @app.before_server_start
     async def open_lml(app: App) -> None:
+        budget = HostBudgetShared.from_shared_ctx(app.shared_ctx)
         app.ctx.http = build_http_client(app.ctx.settings)
-        app.ctx.lml = build_lml_client(app.ctx.settings, app.ctx.http)
+        app.ctx.lml = build_lml_client(app.ctx.settings, app.ctx.http, HostBudget(budget) if budget else None)
 
     @app.after_server_stop
     async def close_lml(app: App) -> None:

@@ -22,8 +22,7 @@ def register(app: App) -> None:
             app.ctx.rows,
             coordinator,
             lml_configured=settings.lml_configured,
-            positive=caches.rotation_positive,
-            negative=caches.rotation_negative,
+            cache=caches.rotation,
         )
         app.ctx.releases = ReleaseTracklistService(
             app.ctx.lml, positive=caches.release_positive, negative=caches.release_negative

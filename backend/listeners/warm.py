@@ -1,43 +1,142 @@
-"""Schedule the boot warmer after each worker starts serving; stop it cleanly on shutdown."""
+"""Warm caches once per host: the main process walks, every worker replays the results.
+
+Main process (``main_process_*``): create the shared log, start the walk thread, stop it before
+the Manager shuts down. Worker: load what is already published *before* accepting connections
+(a restarted worker is warm at zero LML cost), follow the log as it grows, and LISTEN for
+invalidations. Without a main process (``--single-process``, test clients) the worker walks for
+itself.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
+from collections.abc import Coroutine
+from typing import Any
 
+from backend.clients.host_budget import HostBudgetShared
 from backend.context import App
+from backend.services.host_warm import HostWarmer
+from backend.services.invalidation import InvalidationListener
 from backend.services.rotation_tracks_cache_warm import (
     LOG_PREFIX,
     TASK_NAME,
     WarmState,
     start_rotation_tracks_cache_warm,
 )
+from backend.services.warm_follower import WarmFollower
+from backend.services.warm_store import WarmShared
 
 logger = logging.getLogger(__name__)
 
+LISTENER_TASK = "rotation-invalidation"
 STOP_WAIT_S = 5.0
 
 
-def register(app: App) -> None:
-    """Kick the walk off in ``after_server_start``; cancel and await it in ``before_server_stop``."""
+def _create_shared() -> tuple[WarmShared, Any]:
+    ctx = multiprocessing.get_context("spawn")
+    manager = ctx.Manager()
+    shared = WarmShared(
+        log=manager.list(),
+        status=manager.dict(status="idle"),
+        lock=ctx.Lock(),
+        epoch=ctx.Value("q", 0),
+        published=ctx.Value("q", 0),
+        walks=ctx.Value("q", 0),
+    )
+    return shared, manager
 
+
+def _register_main_process(app: App) -> None:
+    @app.main_process_start
+    async def create_host_store(app: App) -> None:
+        settings = app.ctx.settings
+        if not settings.warm_enabled or not settings.database_url:
+            return
+        shared, manager = await asyncio.get_running_loop().run_in_executor(None, _create_shared)
+        shared.to_shared_ctx(app.shared_ctx)
+        app.ctx.warm_manager = manager
+
+    @app.main_process_ready
+    async def start_host_walk(app: App) -> None:
+        shared = WarmShared.from_shared_ctx(app.shared_ctx)
+        if shared is None:
+            return
+        warmer = HostWarmer(app.ctx.settings, shared, budget=HostBudgetShared.from_shared_ctx(app.shared_ctx))
+        warmer.start()
+        app.ctx.host_warmer = warmer
+
+    @app.main_process_stop
+    async def stop_host_walk(app: App) -> None:
+        warmer: HostWarmer | None = getattr(app.ctx, "host_warmer", None)
+        if warmer is not None:
+            await asyncio.get_running_loop().run_in_executor(None, warmer.stop)
+        manager = getattr(app.ctx, "warm_manager", None)
+        if manager is not None:  # only after the walk thread stopped writing to it
+            manager.shutdown()
+
+
+def _register_worker(app: App) -> None:
     @app.before_server_start
-    async def init_warm_state(app: App) -> None:
-        app.ctx.warm_state = WarmState(status="idle" if app.ctx.settings.warm_enabled else "disabled")
+    async def load_published_results(app: App) -> None:
+        ctx = app.ctx
+        ctx.warm_state = WarmState(status="idle" if ctx.settings.warm_enabled else "disabled")
+        ctx.warm_follower = None
+        shared = WarmShared.from_shared_ctx(app.shared_ctx)
+        if shared is None:
+            return
+        follower = WarmFollower(shared, ctx.resolver.cache, ctx.releases, worker=ctx.worker, started_at=ctx.started_at)
+        ctx.warm_follower = follower
+        await follower.catch_up(before_serving=True)
 
     @app.after_server_start
-    async def kick_off_warm(app: App) -> None:
-        if app.ctx.settings.warm_enabled:
+    async def start_background_tasks(app: App) -> None:
+        ctx = app.ctx
+        if ctx.settings.database_url:
+            listener = InvalidationListener(
+                ctx.settings.database_url,
+                on_ids=lambda ids: _drop_rows(app, ids),
+                on_all=ctx.resolver.cache.clear,
+                name=ctx.worker,
+            )
+            ctx.invalidation = listener
+            app.add_task(_quietly(listener.run()), name=LISTENER_TASK)
+        if ctx.warm_follower is not None:
+            app.add_task(_quietly(ctx.warm_follower.follow()), name=TASK_NAME)
+        elif ctx.settings.warm_enabled:
             start_rotation_tracks_cache_warm(app)
 
     @app.before_server_stop
-    async def stop_warm(app: App) -> None:
+    async def stop_background_tasks(app: App) -> None:
         # sanic#2906: a named task still pending when Sanic purges tasks makes the worker spin
         # forever, and a named task's exception is otherwise lost. Cancel, await, then purge.
-        task = app.get_task(TASK_NAME, raise_exception=False)
-        if task is not None and not task.done():
+        pending = [t for t in app.tasks if not t.done()]
+        for task in pending:
             task.cancel()
-            done, _ = await asyncio.wait({task}, timeout=STOP_WAIT_S)
-            if not done:
-                logger.warning("%s did not stop within %.0fs", LOG_PREFIX, STOP_WAIT_S)
+        if pending:
+            _, still = await asyncio.wait(pending, timeout=STOP_WAIT_S)
+            if still:
+                logger.warning(
+                    "%s %d background task(s) did not stop within %.0fs", LOG_PREFIX, len(still), STOP_WAIT_S
+                )
         app.purge_tasks()
+
+
+def _drop_rows(app: App, ids: list[int]) -> None:
+    for rid in ids:
+        app.ctx.resolver.invalidate(rid)
+
+
+async def _quietly(coro: Coroutine[Any, Any, None]) -> None:
+    """Run a background loop; cancellation is a clean stop, not an error worth Sanic's warning."""
+    try:
+        await coro
+    except asyncio.CancelledError:
+        return
+
+
+def register(app: App) -> None:
+    """Wire the host walk (main process) and the worker side."""
+    _register_main_process(app)
+    _register_worker(app)

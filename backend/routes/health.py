@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import asyncpg
 from sanic import Blueprint, Request
@@ -22,6 +23,16 @@ async def probe_database(pool: asyncpg.Pool) -> str:
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
         return "unavailable"
     return "ok"
+
+
+async def warm_status(ctx: Any) -> dict[str, Any]:
+    """The host walk's state (when the main process walks) and this worker's load state."""
+    follower = ctx.warm_follower
+    if follower is None:
+        local = ctx.warm_state.to_json()
+        return {**local, "mode": "local", "worker": {"mode": "local"}}
+    host = await asyncio.get_running_loop().run_in_executor(None, follower.host_status)
+    return {**host, "mode": "host", "worker": follower.status()}
 
 
 @bp.get("/")
@@ -47,6 +58,6 @@ async def readiness(request: Request) -> HTTPResponse:
         "worker": ctx.worker,
         "caches": {"rotation": ctx.resolver.stats(), "release": ctx.releases.stats()},
         "limiter": ctx.lml.limiter.snapshot(),
-        "warm": ctx.warm_state.to_json(),
+        "warm": await warm_status(ctx),
     }
     return json(body, status=503 if status == "unhealthy" else 200)

@@ -1,4 +1,4 @@
-"""Bounded TTL caches (cachetools) with an injectable clock and honest sizes."""
+"""Bounded LRU caches with per-entry expiry (cachetools.TLRUCache), an injectable clock and honest sizes."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Hashable, Iterable
 from typing import Generic, TypeVar
 
-from cachetools import TTLCache
+from cachetools import TLRUCache
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -14,40 +14,71 @@ V = TypeVar("V")
 _MISSING = object()
 
 
+def _expiry(_key: object, entry: tuple[float, float, object], _now: float) -> float:
+    return entry[0]
+
+
 class ExpiringCache(Generic[K, V]):
-    """An LRU cache whose entries expire ``ttl_s`` after they were set.
+    """An LRU cache whose entries expire at a time fixed when they are set.
 
     Values must be immutable (tuples, frozen dataclasses): callers share them by reference.
 
     Args:
         maxsize: entries kept before the least recently used one is evicted.
-        ttl_s: seconds an entry lives, counted from ``set``; ``get`` does not extend it.
-        clock: monotonic seconds; tests inject a fake one.
+        ttl_s: default lifetime, counted from ``set``; ``get`` does not extend it.
+        clock: monotonic seconds; tests inject a fake one. On Linux ``time.monotonic`` is
+            system-wide, so an expiry computed in one process is valid in another on the host.
     """
 
     def __init__(self, maxsize: int, ttl_s: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self._ttl_s = ttl_s
+        self.ttl_s = ttl_s
         self._clock = clock
-        self._cache: TTLCache[K, V] = TTLCache(maxsize=maxsize, ttl=ttl_s, timer=clock)
+        # Entries are (expires_at, set_at, value); set_at lets a refresh walk ignore older entries.
+        self._cache: TLRUCache[K, tuple[float, float, V]] = TLRUCache(maxsize=maxsize, ttu=_expiry, timer=clock)
         self.evictions = 0
 
     @property
     def maxsize(self) -> int:
         return int(self._cache.maxsize)
 
-    def get(self, key: K) -> V | None:
-        """Return the live value for ``key`` or None."""
-        value = self._cache.get(key, _MISSING)
-        return None if value is _MISSING else value  # type: ignore[return-value]
+    def now(self) -> float:
+        return self._clock()
+
+    def get(self, key: K, *, fresh_after: float | None = None) -> V | None:
+        """Return the live value for ``key`` or None.
+
+        Args:
+            key: the key.
+            fresh_after: treat entries set before this monotonic time as missing (refresh walks).
+        """
+        entry = self._cache.get(key)
+        if entry is None:
+            return None
+        if fresh_after is not None and entry[1] < fresh_after:
+            return None
+        return entry[2]
+
+    def get_with_expiry(self, key: K) -> tuple[float, V] | None:
+        """Return ``(expires_at, value)`` for a live entry, or None."""
+        entry = self._cache.get(key)
+        return None if entry is None else (entry[0], entry[2])
 
     def __contains__(self, key: K) -> bool:
         return self._cache.get(key, _MISSING) is not _MISSING
 
-    def set(self, key: K, value: V) -> None:
+    def set(self, key: K, value: V, ttl_s: float | None = None) -> None:
+        """Store ``value`` for ``ttl_s`` seconds (default: the cache's TTL)."""
+        self.set_until(key, value, self._clock() + (self.ttl_s if ttl_s is None else ttl_s))
+
+    def set_until(self, key: K, value: V, expires_at: float) -> None:
+        """Store ``value`` until the monotonic time ``expires_at`` (ignored if already past)."""
         self._cache.expire()
+        if expires_at <= self._clock():
+            self._cache.pop(key, None)
+            return
         if key not in self._cache and len(self._cache) >= self._cache.maxsize:
             self.evictions += 1
-        self._cache[key] = value
+        self._cache[key] = (expires_at, self._clock(), value)
 
     def update(self, items: Iterable[tuple[K, V]]) -> None:
         for key, value in items:
@@ -63,22 +94,21 @@ class ExpiringCache(Generic[K, V]):
     def items(self) -> list[tuple[K, V]]:
         """Live entries (expired ones are purged first)."""
         self._cache.expire()
-        return list(self._cache.items())
+        return [(k, entry[2]) for k, entry in self._cache.items()]
 
     def __len__(self) -> int:
         self._cache.expire()
         return len(self._cache)
 
     def resize(self, maxsize: int) -> None:
-        """Grow (never shrink) the bound, keeping every live entry."""
+        """Grow (never shrink) the bound, keeping every live entry and its expiry."""
         if maxsize <= self._cache.maxsize:
             return
         old = self._cache
         old.expire()
-        new: TTLCache[K, V] = TTLCache(maxsize=maxsize, ttl=self._ttl_s, timer=self._clock)
-        # Re-insert oldest first so recency survives; remaining TTL is reset, which only lengthens it.
-        for key, value in list(old.items()):
-            new[key] = value
+        new: TLRUCache[K, tuple[float, float, V]] = TLRUCache(maxsize=maxsize, ttu=_expiry, timer=self._clock)
+        for key, entry in list(old.items()):  # least recently used first, so recency survives
+            new[key] = entry
         self._cache = new
 
     def stats(self) -> dict[str, int]:

@@ -63,16 +63,21 @@ class ReleaseTracklistService:
         self.negative = negative
         self._inflight: dict[int, asyncio.Task[ReleaseFetch]] = {}
 
-    async def fetch(self, release_id: int, *, priority: str = "live") -> ReleaseFetch:
+    async def fetch(self, release_id: int, *, priority: str = "live", fresh_after: float | None = None) -> ReleaseFetch:
         """Return the release's projected tracklist.
+
+        Args:
+            release_id: the Discogs release.
+            priority: limiter priority ("warm" for the background walk).
+            fresh_after: ignore cached entries older than this monotonic time (a refresh walk).
 
         Raises:
             LmlError: LML could not answer (never cached; the next call retries).
         """
-        cached = self.positive.get(release_id)
+        cached = self.positive.get(release_id, fresh_after=fresh_after)
         if cached is not None:
             return ReleaseFetch(ReleaseOutcome.CACHE_HIT, cached)
-        if release_id in self.negative:
+        if self.negative.get(release_id, fresh_after=fresh_after) is not None:
             return ReleaseFetch(ReleaseOutcome.NEGATIVE_HIT, None)
         task = self._inflight.get(release_id)
         if task is not None:

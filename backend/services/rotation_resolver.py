@@ -44,11 +44,26 @@ class Outcome(str, enum.Enum):
     STAMP_SKIP = "stamp_skip"  # confirmed miss less than 7 days ago
     NO_TEXT = "no_text"  # no artist or album to look up
     LML_UNCONFIGURED = "lml_unconfigured"
-    CACHE_HIT = "cache_hit"  # tier-3 positive from the rotation cache
-    CACHE_NEGATIVE = "cache_negative"  # tier-3 negative from the rotation cache
+    CACHE_HIT = "cache_hit"  # answered from the row cache with a source
+    CACHE_NEGATIVE = "cache_negative"  # answered from the row cache: nothing to show
     LML_POSITIVE = "lml_positive"  # LML matched; cached
     LML_NEGATIVE = "lml_negative"  # LML confirmed no usable match; cached and stamped
     LML_ERROR = "lml_error"  # LML could not answer; nothing cached
+
+
+# Outcomes whose answer is kept in the row cache. Safe for stored ids and text too, because the
+# database NOTIFYs every worker when a row's text, links or ids change (migration 0002).
+CACHEABLE = frozenset(
+    {
+        Outcome.TIER1,
+        Outcome.TIER2,
+        Outcome.NOT_FOUND,
+        Outcome.STAMP_SKIP,
+        Outcome.NO_TEXT,
+        Outcome.LML_POSITIVE,
+        Outcome.LML_NEGATIVE,
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +81,14 @@ class Resolution:
     error: str | None = None  # set for LML_ERROR
 
 
+@dataclass(frozen=True, slots=True)
+class CachedAnswer:
+    """What the row cache keeps: the answer and the outcome that produced it."""
+
+    outcome: Outcome
+    source: PickerSource | None
+
+
 class RotationRows(Protocol):
     async def picker_row(self, rotation_id: int) -> PickerRow | None: ...
 
@@ -81,14 +104,15 @@ def _utcnow() -> dt.datetime:
 
 
 class RotationResolver:
-    """Resolve a rotation row through tier 1, tier 2, the persistent stamp, then LML.
+    """Resolve a rotation row: row cache, then tier 1, tier 2, the persistent stamp, then LML.
+
+    A cache hit touches neither the database nor LML.
 
     Args:
         rows: the rotation repository.
         lookup: the LML lookup coordinator (coalescing, short cache).
         lml_configured: whether LIBRARY_METADATA_URL is set.
-        positive: rotation id -> PickerSource for tier-3 matches (24 h).
-        negative: rotation id -> True for confirmed tier-3 misses (24 h).
+        cache: rotation id -> CachedAnswer (24 h; stamp skips only until the stamp lapses).
         now: wall clock, for the 7-day stamp window.
     """
 
@@ -98,40 +122,52 @@ class RotationResolver:
         lookup: Lookup,
         *,
         lml_configured: bool,
-        positive: ExpiringCache[int, PickerSource],
-        negative: ExpiringCache[int, bool],
+        cache: ExpiringCache[int, CachedAnswer],
         now: Callable[[], dt.datetime] = _utcnow,
     ) -> None:
         self._rows = rows
         self._lookup = lookup
         self._lml_configured = lml_configured
-        self.positive = positive
-        self.negative = negative
+        self.cache = cache
         self._now = now
 
-    async def resolve(self, rotation_id: int, *, priority: str = "live") -> Resolution:
-        """Resolve one row. Database errors propagate; LML errors become ``LML_ERROR``."""
+    async def resolve(
+        self, rotation_id: int, *, priority: str = "live", fresh_after: float | None = None
+    ) -> Resolution:
+        """Resolve one row. Database errors propagate; LML errors become ``LML_ERROR``.
+
+        Args:
+            rotation_id: the row.
+            priority: limiter priority ("warm" for the background walk).
+            fresh_after: ignore cached answers older than this monotonic time (a refresh walk).
+        """
+        cached = self.cache.get(rotation_id, fresh_after=fresh_after)
+        if cached is not None:
+            return Resolution(Outcome.CACHE_HIT if cached.source else Outcome.CACHE_NEGATIVE, cached.source)
+        resolution, ttl_s = await self._resolve_uncached(rotation_id, priority)
+        if resolution.outcome in CACHEABLE:
+            self.cache.set(rotation_id, CachedAnswer(resolution.outcome, resolution.source), ttl_s)
+        return resolution
+
+    async def _resolve_uncached(self, rotation_id: int, priority: str) -> tuple[Resolution, float | None]:
         row = await self._rows.picker_row(rotation_id)
         if row is None:
-            return Resolution(Outcome.NOT_FOUND, None)
+            return Resolution(Outcome.NOT_FOUND, None), None
         if row.direct_release_id is not None:
-            return Resolution(Outcome.TIER1, PickerSource(row.direct_release_id, None))
+            return Resolution(Outcome.TIER1, PickerSource(row.direct_release_id, None)), None
         if row.identity_release_id is not None and row.identity_release_id > 0:
-            return Resolution(Outcome.TIER2, PickerSource(row.identity_release_id, None))
+            return Resolution(Outcome.TIER2, PickerSource(row.identity_release_id, None)), None
         stamp = row.lookup_attempted_at
-        if stamp is not None and self._now() - stamp < NEGATIVE_STAMP_WINDOW:
-            return Resolution(Outcome.STAMP_SKIP, None)
+        if stamp is not None:
+            remaining = (stamp + NEGATIVE_STAMP_WINDOW - self._now()).total_seconds()
+            if remaining > 0:
+                return Resolution(Outcome.STAMP_SKIP, None), min(remaining, self.cache.ttl_s)
         artist, album = (row.artist_name or "").strip(), (row.album_title or "").strip()
         if not artist or not album:
-            return Resolution(Outcome.NO_TEXT, None)
+            return Resolution(Outcome.NO_TEXT, None), None
         if not self._lml_configured:
-            return Resolution(Outcome.LML_UNCONFIGURED, None)
-        cached = self.positive.get(rotation_id)
-        if cached is not None:
-            return Resolution(Outcome.CACHE_HIT, cached)
-        if rotation_id in self.negative:
-            return Resolution(Outcome.CACHE_NEGATIVE, None)
-        return await self._resolve_via_lml(rotation_id, artist, album, priority)
+            return Resolution(Outcome.LML_UNCONFIGURED, None), None
+        return await self._resolve_via_lml(rotation_id, artist, album, priority), None
 
     async def _resolve_via_lml(self, rotation_id: int, artist: str, album: str, priority: str) -> Resolution:
         lookup_artist = None if is_various_artists(artist) else artist
@@ -151,9 +187,7 @@ class RotationResolver:
             logger.warning("lml lookup transient rotation_id=%d reason=%s", rotation_id, reason)
             return Resolution(Outcome.LML_ERROR, None, f"LML answered {reason} without a usable match")
         if source is not None:
-            self.positive.set(rotation_id, source)
             return Resolution(Outcome.LML_POSITIVE, source)
-        self.negative.set(rotation_id, True)
         try:
             await self._rows.stamp_lookup_attempted(rotation_id)
         except Exception:  # the stamp is an optimisation; the answer stands without it
@@ -173,10 +207,9 @@ class RotationResolver:
             return None
         return PickerSource(release_id, inline)
 
-    def invalidate(self, rotation_id: int) -> None:
-        """Forget the cached tier-3 result for one row (its text or links changed)."""
-        self.positive.delete(rotation_id)
-        self.negative.delete(rotation_id)
+    def invalidate(self, rotation_id: int) -> bool:
+        """Forget one row's cached answer (its text, links or ids changed); return whether it was cached."""
+        return self.cache.delete(rotation_id)
 
-    def stats(self) -> dict[str, object]:
-        return {"positive": self.positive.stats(), "negative": self.negative.stats()}
+    def stats(self) -> dict[str, int]:
+        return self.cache.stats()

@@ -385,19 +385,29 @@ def warm_settings_from(config: Any) -> WarmSettings:
     )
 
 
-def warm_deps_from(ctx: Any) -> WarmDeps:
-    """WarmDeps wired to a worker's services, with the background ("warm") limiter priority."""
+def warm_deps_from(ctx: Any, *, fresh_after: float | None = None) -> WarmDeps:
+    """WarmDeps wired to a worker's services, with the background ("warm") limiter priority.
+
+    ``fresh_after`` makes a refresh walk re-resolve rows cached before it started.
+    """
 
     async def resolve(rotation_id: int) -> Resolution:
-        resolution: Resolution = await ctx.resolver.resolve(rotation_id, priority="warm")
+        resolution: Resolution = await ctx.resolver.resolve(rotation_id, priority="warm", fresh_after=fresh_after)
         return resolution
 
     async def fetch_release(release_id: int) -> ReleaseFetch:
-        fetched: ReleaseFetch = await ctx.releases.fetch(release_id, priority="warm")
+        fetched: ReleaseFetch = await ctx.releases.fetch(release_id, priority="warm", fresh_after=fresh_after)
         return fetched
 
+    async def list_rows() -> list[int]:
+        ids: list[int] = await ctx.rows.active_ids_in_walk_order()
+        # Size the caches from the row count so a large rotation never silently evicts.
+        ctx.resolver.cache.resize(int(len(ids) * 1.25))
+        ctx.releases.positive.resize(int(len(ids) * 1.25))
+        return ids
+
     return WarmDeps(
-        list_rows=ctx.rows.active_ids_in_walk_order,
+        list_rows=list_rows,
         resolve=resolve,
         fetch_release=fetch_release,
         live_activity=ctx.rows.live_activity,
@@ -405,21 +415,54 @@ def warm_deps_from(ctx: Any) -> WarmDeps:
 
 
 def start_rotation_tracks_cache_warm(app: Any) -> None:
-    """Fire-and-forget: schedule this worker's walk as a named task; returns immediately.
+    """Fire-and-forget: schedule this process's own walk (and its refreshes) as a named task.
 
+    Used when there is no main process to walk for the host (single-process mode, test clients).
     ``app`` is the Sanic app (duck-typed so this module stays framework-free). The task never
     raises: failures are logged and captured by :func:`run_tracked_walk`.
     """
     ctx = app.ctx
+    settings = warm_settings_from(ctx.settings)
+
+    async def walk_once() -> WarmCounters | None:
+        deps = warm_deps_from(ctx, fresh_after=time.monotonic())
+        return await run_tracked_walk(deps, settings, ctx.warm_state, worker=ctx.worker)
 
     async def walk_task() -> None:
         try:
-            await run_tracked_walk(
-                warm_deps_from(ctx), warm_settings_from(ctx.settings), ctx.warm_state, worker=ctx.worker
-            )
+            await walk_forever(walk_once, refresh_s=ctx.settings.warm_refresh_interval_s)
         except asyncio.CancelledError:
             # Shutdown asked this task to end, and it has: finish quietly rather than let Sanic
             # log "cancelled before it completed" for what is a clean stop.
             return
 
     app.add_task(walk_task(), name=TASK_NAME)
+
+
+RETRY_FIRST_S = 30.0
+RETRY_MAX_S = 600.0
+
+
+async def walk_forever(
+    run_once: Callable[[], Awaitable[WarmCounters | None]],
+    *,
+    refresh_s: float,
+    on_done: Callable[[WarmCounters], None] | None = None,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> None:
+    """Walk, then walk again every ``refresh_s`` (before the 24 h entries lapse), until cancelled.
+
+    A walk that failed as a whole (``run_once`` returned None) is retried after 30 s, doubling to
+    10 min; one caller runs this, so two walks never overlap.
+    """
+    failures = 0
+    while True:
+        counters = await run_once()
+        if counters is None:
+            failures += 1
+            await sleep(min(RETRY_FIRST_S * 2 ** (failures - 1), RETRY_MAX_S))
+            continue
+        failures = 0
+        if on_done is not None:
+            on_done(counters)
+        await sleep(refresh_s)

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from backend.clients.host_budget import HostBudget, HostBudgetShared
 from backend.clients.limiter import CircuitBreaker, LmlLimiter, TokenBucket
 from backend.errors import LimiterShedError, LmlTimeoutError, LmlUnavailableError
 
@@ -289,9 +290,7 @@ class TestLmlLimiter:
             pytest.param(LmlUnavailableError("LML responded with 500: x"), 0, id="other-error-is-success"),
         ],
     )
-    async def test_outcome_inside_slot_feeds_the_breaker(
-        self, raised: Exception | None, failures: int
-    ) -> None:
+    async def test_outcome_inside_slot_feeds_the_breaker(self, raised: Exception | None, failures: int) -> None:
         """Only an LmlTimeoutError escaping the block counts against the breaker."""
         limiter = make_limiter()
         limiter.breaker.record_failure()
@@ -446,3 +445,115 @@ class TestLmlLimiter:
             "tokens": 20,
             "breaker": "closed",
         }
+
+
+class YieldSleep:
+    """A sleep that only yields to the loop: with a frozen fake clock, a poller never reaches a deadline."""
+
+    async def __call__(self, seconds: float) -> None:
+        await asyncio.sleep(0)
+
+
+class AdvancingSleep:
+    """A sleep that moves a fake clock by the requested time and yields once."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+
+    async def __call__(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+        await asyncio.sleep(0)
+
+
+def make_host_limiter(
+    shared: HostBudgetShared,
+    *,
+    host_sleep: YieldSleep | AdvancingSleep | None = None,
+    host_clock: FakeClock | None = None,
+    max_concurrent: int = 2,
+    rate_per_min: int = 600,
+) -> LmlLimiter:
+    """A limiter (as in make_limiter) that also draws on the given host budget."""
+    clock = FakeClock()
+    host_clock = host_clock or FakeClock()
+    host = HostBudget(shared, clock=host_clock, sleep=host_sleep or YieldSleep())
+    return LmlLimiter(
+        max_concurrent=max_concurrent,
+        rate_per_min=rate_per_min,
+        queue_wait_s=5.0,
+        breaker=CircuitBreaker(5, 30.0, clock),
+        clock=clock,
+        sleep=ManualSleep(),
+        host=host,
+    )
+
+
+class TestLmlLimiterWithHostBudget:
+    async def test_second_limiter_waits_for_the_host_permit(self) -> None:
+        """Two limiters sharing a one-permit host budget: the second caller enters only after the first leaves."""
+        shared = HostBudgetShared.create(1, 600)
+        first_limiter, second_limiter = make_host_limiter(shared), make_host_limiter(shared)
+        first = await enter(first_limiter)
+        second = asyncio.ensure_future(enter(second_limiter))
+        await settle()
+        assert not second.done()
+        host = second_limiter.snapshot()["host"]
+        assert isinstance(host, dict)
+        assert (host["in_use"], host["live_waiting"]) == (1, 1)
+        assert second_limiter.snapshot()["in_use"] == 1  # holds its local permit while waiting
+        await leave(first)
+        second_cm = await second
+        host = first_limiter.snapshot()["host"]
+        assert isinstance(host, dict)
+        assert (host["in_use"], host["live_waiting"]) == (1, 0)
+        await leave(second_cm)
+        assert second_limiter.snapshot()["in_use"] == 0
+        host = second_limiter.snapshot()["host"]
+        assert isinstance(host, dict)
+        assert host["in_use"] == 0
+
+    async def test_live_caller_is_shed_when_the_host_permit_is_held_elsewhere(self) -> None:
+        """A live caller that cannot get a host permit within queue_wait_s is shed: a breaker failure."""
+        shared = HostBudgetShared.create(1, 600)
+        host_clock = FakeClock()
+        holder = await enter(make_host_limiter(shared))
+        limiter = make_host_limiter(shared, host_clock=host_clock, host_sleep=AdvancingSleep(host_clock))
+        start = host_clock()
+        with pytest.raises(LimiterShedError) as info:
+            async with limiter.slot():
+                pytest.fail("body must not run")
+        assert info.value.reason == "shed_limiter_saturated"
+        assert host_clock() - start == pytest.approx(5.0, abs=0.02)
+        assert limiter.breaker.consecutive_failures == 1
+        snap = limiter.snapshot()
+        assert snap["in_use"] == 0
+        host = snap["host"]
+        assert isinstance(host, dict)
+        assert (host["in_use"], host["live_waiting"]) == (1, 0)
+        await leave(holder)
+
+    async def test_warm_caller_waits_for_the_host_permit_without_deadline(self) -> None:
+        """A warm caller is not shed however long it waits for a host permit."""
+        shared = HostBudgetShared.create(1, 600)
+        host_clock = FakeClock()
+        holder_limiter = make_host_limiter(shared)
+        holder = await enter(holder_limiter)
+        limiter = make_host_limiter(shared, host_clock=host_clock, host_sleep=AdvancingSleep(host_clock))
+        warm = asyncio.ensure_future(enter(limiter, "warm"))
+        await settle()
+        while host_clock.now < 1100.0:
+            await asyncio.sleep(0)
+        assert not warm.done()
+        await leave(holder)
+        await leave(await warm)
+        assert limiter.breaker.consecutive_failures == 0
+
+    async def test_tokens_come_from_the_host_bucket(self) -> None:
+        """With a host budget the rate token is taken from the shared bucket, not the local one."""
+        shared = HostBudgetShared.create(2, 10)
+        limiter = make_host_limiter(shared, rate_per_min=50)
+        async with limiter.slot():
+            pass
+        snap = limiter.snapshot()
+        assert snap["tokens"] == 50
+        assert snap["host"] == {"in_use": 0, "max_concurrent": 2, "live_waiting": 0, "tokens": 9}

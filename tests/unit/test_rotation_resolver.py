@@ -53,8 +53,10 @@ class FakeRows:
     rows: dict[int, PickerRow] = field(default_factory=dict)
     stamped: list[int] = field(default_factory=list)
     stamp_error: Exception | None = None
+    reads: int = 0
 
     async def picker_row(self, rotation_id: int) -> PickerRow | None:
+        self.reads += 1
         return self.rows.get(rotation_id)
 
     async def stamp_lookup_attempted(self, rotation_id: int) -> None:
@@ -81,8 +83,7 @@ def make_resolver(rows: FakeRows, lookup: FakeLookup, *, lml_configured: bool = 
         rows,
         lookup,
         lml_configured=lml_configured,
-        positive=ExpiringCache(500, 86_400),
-        negative=ExpiringCache(500, 86_400),
+        cache=ExpiringCache(500, 86_400),
         now=lambda: NOW,
     )
 
@@ -289,6 +290,51 @@ class TestTier3:
         resolver.invalidate(7)
         result = await resolver.resolve(7)
         assert result.source == PickerSource(5, None)
+
+
+class TestRowCache:
+    @pytest.mark.parametrize(
+        ("row", "outcome"),
+        [
+            pytest.param(make_row(direct_release_id=11), Outcome.TIER1, id="tier1"),
+            pytest.param(make_row(identity_release_id=22), Outcome.TIER2, id="tier2"),
+            pytest.param(make_row(artist_name=None), Outcome.NO_TEXT, id="no-text"),
+            pytest.param(make_row(lookup_attempted_at=NOW - dt.timedelta(days=1)), Outcome.STAMP_SKIP, id="stamp"),
+        ],
+    )
+    async def test_second_open_touches_no_database(self, row: PickerRow, outcome: Outcome) -> None:
+        """Every cacheable answer is served from the row cache the second time: no DB read."""
+        rows = FakeRows({7: row})
+        resolver = make_resolver(rows, FakeLookup())
+        first = await resolver.resolve(7)
+        second = await resolver.resolve(7)
+        assert first.outcome is outcome
+        assert second.outcome in (Outcome.CACHE_HIT, Outcome.CACHE_NEGATIVE)
+        assert second.source == first.source
+        assert rows.reads == 1
+
+    async def test_unconfigured_lml_is_not_cached(self) -> None:
+        """An LML-unconfigured answer is re-read (configuration may change with a restart only, but it is cheap)."""
+        rows = FakeRows({7: make_row()})
+        resolver = make_resolver(rows, FakeLookup(), lml_configured=False)
+        await resolver.resolve(7)
+        await resolver.resolve(7)
+        assert rows.reads == 2
+
+    async def test_stamp_skip_is_cached_only_until_the_stamp_lapses(self) -> None:
+        """A stamp one hour from lapsing is cached for that hour, not 24 h."""
+        now = [0.0]
+        rows = FakeRows({7: make_row(lookup_attempted_at=NOW - dt.timedelta(days=7) + dt.timedelta(hours=1))})
+        resolver = RotationResolver(
+            rows,
+            FakeLookup([make_response()]),
+            lml_configured=True,
+            cache=ExpiringCache(500, 86_400, clock=lambda: now[0]),
+            now=lambda: NOW,
+        )
+        assert (await resolver.resolve(7)).outcome is Outcome.STAMP_SKIP
+        expiry = resolver.cache.get_with_expiry(7)
+        assert expiry is not None and expiry[0] == pytest.approx(3600.0)
 
 
 class TestVariousArtists:

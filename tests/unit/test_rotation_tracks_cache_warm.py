@@ -29,6 +29,7 @@ from backend.services.rotation_tracks_cache_warm import (
     WarmState,
     run_tracked_walk,
     start_rotation_tracks_cache_warm,
+    walk_forever,
     warm_rotation_tracks_cache,
 )
 
@@ -443,6 +444,27 @@ class FakeApp:
         return task
 
 
+class TestWalkForever:
+    async def test_refreshes_after_each_walk_and_backs_off_after_failures(self) -> None:
+        """Walk, wait the refresh interval, walk again; failures retry at 30 s doubling."""
+        results: list[WarmCounters | None] = [None, None, WarmCounters(), WarmCounters()]
+        sleeps: list[float] = []
+
+        async def run_once() -> WarmCounters | None:
+            if not results:
+                raise asyncio.CancelledError
+            return results.pop(0)
+
+        async def sleep(seconds: float) -> None:
+            sleeps.append(seconds)
+
+        done: list[WarmCounters] = []
+        with pytest.raises(asyncio.CancelledError):
+            await walk_forever(run_once, refresh_s=72_000, on_done=done.append, sleep=sleep)
+        assert sleeps == [30.0, 60.0, 72_000, 72_000]
+        assert len(done) == 2
+
+
 class TestKickoff:
     async def test_returns_at_once_and_a_failed_walk_is_captured_not_raised(
         self, sentry_events: list[dict[str, Any]]
@@ -469,13 +491,22 @@ class TestKickoff:
                 warm_live_activity_lookback_s = 0
                 warm_live_activity_pause_ms = 0
                 warm_db_retry_ms = 0
+                warm_refresh_interval_s = 72_000
                 lml_configured = True
 
         app = FakeApp(ctx=Ctx())
         assert start_rotation_tracks_cache_warm(app) is None
         assert Ctx.warm_state.status == "idle"  # nothing ran synchronously
-        await app.tasks["rotation-tracks-cache-warm"]
+        task = app.tasks["rotation-tracks-cache-warm"]
+        for _ in range(100):
+            if Ctx.warm_state.status == "failed":
+                break
+            await asyncio.sleep(0)
         assert Ctx.warm_state.status == "failed" and "db down" in (Ctx.warm_state.error or "")
+        assert not task.done()  # it waits to retry the failed walk
+        task.cancel()
+        await task  # ends quietly on cancellation
+        assert task.done() and not task.cancelled()
         assert len(sentry_events) == 1
         assert sentry_events[0]["tags"] == {"subsystem": "rotation-tracks-cache-warm"}
         assert sentry_events[0]["exception"]["values"][0]["value"] == "db down"

@@ -1,0 +1,117 @@
+"""A worker's side of the host walk: replay the shared log into the worker's own caches."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from backend.services.caches import ExpiringCache
+from backend.services.release_tracklists import ReleaseTracklistService
+from backend.services.rotation_resolver import CachedAnswer
+from backend.services.rotation_tracks_cache_warm import LOG_PREFIX
+from backend.services.warm_store import WarmLogReader, WarmShared, apply_entries
+
+logger = logging.getLogger(__name__)
+
+POLL_S = 0.1
+
+
+class WarmFollower:
+    """Copy the host walk's results into this worker's caches, before serving and as they arrive.
+
+    Args:
+        shared: the log objects from the main process.
+        rotation_cache: this worker's row cache.
+        releases: this worker's release tracklist service (its caches).
+        worker: this worker's name, for log lines.
+        started_at: monotonic time the worker started (for "time to warm").
+        clock: monotonic seconds.
+    """
+
+    def __init__(
+        self,
+        shared: WarmShared,
+        rotation_cache: ExpiringCache[int, CachedAnswer],
+        releases: ReleaseTracklistService,
+        *,
+        worker: str,
+        started_at: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._shared = shared
+        self._reader = WarmLogReader(shared)
+        self._rotation_cache = rotation_cache
+        self._releases = releases
+        self._worker = worker
+        self._started_at = started_at
+        self._clock = clock
+        self.entries = 0
+        self.rows = 0
+        self.release_entries = 0
+        self.invalidations = 0
+        self.walks_loaded = 0
+        self.warm_after_ms: int | None = None
+
+    def _read_and_apply(self) -> int:
+        """Blocking: read new entries (IPC to the Manager) and apply them. Run off the event loop."""
+        _, entries = self._reader.read_new()
+        result = apply_entries(entries, self._rotation_cache, self._releases)
+        self.entries += len(entries)
+        self.rows += result.rows
+        self.release_entries += result.releases
+        self.invalidations += result.invalidated
+        return len(entries)
+
+    async def catch_up(self, *, before_serving: bool = False) -> int:
+        """Apply whatever was published since the last call; log once per completed walk."""
+        walks = self._shared.walks.value  # read first: everything of those walks is in the log now
+        applied = 0
+        if self._reader.has_new():
+            applied = await asyncio.get_running_loop().run_in_executor(None, self._read_and_apply)
+        if walks > self.walks_loaded:
+            self.walks_loaded = walks
+            elapsed_ms = round((self._clock() - self._started_at) * 1000)
+            if self.warm_after_ms is None:
+                self.warm_after_ms = elapsed_ms
+            logger.info(
+                "%s worker_warm: worker=%s walk=%d entries=%d rows=%d releases=%d sinceStartMs=%d beforeServing=%s",
+                LOG_PREFIX,
+                self._worker,
+                walks,
+                self.entries,
+                self.rows,
+                self.release_entries,
+                elapsed_ms,
+                str(before_serving).lower(),
+            )
+        return applied
+
+    async def follow(self, poll_s: float = POLL_S) -> None:
+        """Poll for new entries until cancelled (a failing read is logged and retried)."""
+        while True:
+            try:
+                await self.catch_up()
+            except (OSError, EOFError) as exc:  # the Manager went away (main process stopping)
+                logger.warning("%s follower read failed worker=%s error=%r", LOG_PREFIX, self._worker, exc)
+            await asyncio.sleep(poll_s)
+
+    def host_status(self) -> dict[str, Any]:
+        """The host walk's status as the main process published it (blocking IPC)."""
+        try:
+            return dict(self._shared.status)
+        except (OSError, EOFError):
+            return {"status": "unknown"}
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "mode": "host",
+            "entries_loaded": self.entries,
+            "rows_loaded": self.rows,
+            "releases_loaded": self.release_entries,
+            "invalidations": self.invalidations,
+            "walks_loaded": self.walks_loaded,
+            "warm_after_ms": self.warm_after_ms,
+        }

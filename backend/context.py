@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from backend.services.caches import ExpiringCache
     from backend.services.host_warm import HostWarmer
     from backend.services.invalidation import InvalidationListener
+    from backend.services.lookup_coordinator import LookupCoordinator
     from backend.services.release_tracklists import ReleaseTracklistService
     from backend.services.rotation_resolver import CachedAnswer, RotationResolver
     from backend.services.rotation_tracks import RotationTracksService
@@ -49,6 +50,7 @@ class Context:
     http: httpx.AsyncClient | None
     lml: LmlClient
     rows: RotationRepository
+    coordinator: LookupCoordinator
     resolver: RotationResolver
     releases: ReleaseTracklistService
     picker: RotationTracksService

@@ -155,12 +155,15 @@ class HostBudget:
     def _locked(self) -> None:
         self._shared.state[_LOCK_GENERATION] += 1
 
+    def _unlock(self) -> None:
+        with contextlib.suppress(ValueError):  # force-released by another process while we stalled
+            self._shared.lock.release()
+
     def _force_release(self) -> None:
         logger.warning(
             "LML host budget lock unavailable for %.1fs: assuming a dead holder, releasing it", self._stale_lock_s
         )
-        with contextlib.suppress(ValueError):  # someone else released it meanwhile
-            self._shared.lock.release()
+        self._unlock()
 
     async def _lock(self) -> None:
         generation, since = math.nan, 0.0
@@ -216,10 +219,11 @@ class HostBudget:
                     if live and not registered:
                         registered = self._change_registration(+1)
                 finally:
-                    self._shared.lock.release()
-                if deadline is not None and self.clock() >= deadline:
+                    self._unlock()
+                wait = delay if deadline is None else min(delay, deadline - self.clock())
+                if wait <= 0:
                     raise LimiterShedError("shed_limiter_saturated")
-                await self._sleep(delay)
+                await self._sleep(wait)
                 delay = min(delay * 2, _POLL_MAX_S)
         finally:
             if registered:
@@ -227,7 +231,7 @@ class HostBudget:
                 try:
                     self._change_registration(-1)
                 finally:
-                    self._shared.lock.release()
+                    self._unlock()
 
     def _claim(self, live: bool) -> int | None:
         if not live and self._live_waiting(reap=True):
@@ -307,7 +311,7 @@ class HostBudget:
                 state[_TOKENS] = tokens
                 wait = (1.0 - tokens) * 60.0 / state[_RATE_PER_MIN]
             finally:
-                self._shared.lock.release()
+                self._unlock()
             await self._sleep(min(wait, _TOKEN_RECHECK_S))
 
     def snapshot(self) -> dict[str, object]:

@@ -344,7 +344,7 @@ class LmlClient:
         finally:
             # One line per call; routine successes only at DEBUG so a walk does not flood the log.
             logger.log(
-                logging.DEBUG if outcome == "ok" else logging.INFO,
+                logging.DEBUG if outcome in ("ok", "LmlNotFoundError") else logging.INFO,
                 "lml call endpoint=%s status=%s outcome=%s priority=%s ms=%d",
                 endpoint,
                 status if status is not None else "-",

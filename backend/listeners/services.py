@@ -17,10 +17,10 @@ def register(app: App) -> None:
     async def build_services(app: App) -> None:
         settings, caches = app.ctx.settings, app.ctx.caches
         app.ctx.rows = RotationRepository(app.ctx.pool)
-        coordinator = LookupCoordinator(app.ctx.lml, ttl_s=settings.lookup_cache_ttl_s)
+        app.ctx.coordinator = LookupCoordinator(app.ctx.lml, ttl_s=settings.lookup_cache_ttl_s)
         app.ctx.resolver = RotationResolver(
             app.ctx.rows,
-            coordinator,
+            app.ctx.coordinator,
             lml_configured=settings.lml_configured,
             cache=caches.rotation,
         )
@@ -34,3 +34,6 @@ def register(app: App) -> None:
         releases = getattr(app.ctx, "releases", None)
         if releases is not None:
             await releases.aclose()
+        coordinator = getattr(app.ctx, "coordinator", None)
+        if coordinator is not None:
+            await coordinator.aclose()

@@ -111,9 +111,10 @@ class HostWarmer:
         host = HostBudget(self._budget) if self._budget is not None else None
         lml = build_lml_client(s, http, host)
         rows = RotationRepository(pool)
+        coordinator = LookupCoordinator(lml, ttl_s=s.lookup_cache_ttl_s)
         resolver = RotationResolver(
             rows,
-            LookupCoordinator(lml, ttl_s=s.lookup_cache_ttl_s),
+            coordinator,
             lml_configured=s.lml_configured,
             cache=ExpiringCache(s.rotation_cache_max, s.rotation_cache_ttl_s),
         )
@@ -135,7 +136,7 @@ class HostWarmer:
             except asyncio.TimeoutError:
                 logger.warning("%s invalidation listener not connected yet; walking anyway", LOG_PREFIX)
             await walk_forever(
-                lambda: self._walk_once(rows, resolver, releases),
+                lambda: self._walk_once(rows, coordinator, resolver, releases),
                 refresh_s=s.warm_refresh_interval_s,
                 on_done=self._after_walk,
             )
@@ -143,14 +144,20 @@ class HostWarmer:
             listener_task.cancel()
             await asyncio.gather(listener_task, return_exceptions=True)
             await releases.aclose()
+            await coordinator.aclose()
             if http is not None:
                 await http.aclose()
             await close_pool(pool)
 
     async def _walk_once(
-        self, rows: RotationRepository, resolver: RotationResolver, releases: ReleaseTracklistService
+        self,
+        rows: RotationRepository,
+        coordinator: LookupCoordinator,
+        resolver: RotationResolver,
+        releases: ReleaseTracklistService,
     ) -> WarmCounters | None:
         started = time.monotonic()
+        coordinator.clear()  # a refresh must ask LML again, not its 5-minute coalescing cache
 
         async def list_rows() -> list[int]:
             ids = await rows.active_ids_in_walk_order()

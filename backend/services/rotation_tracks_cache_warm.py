@@ -67,9 +67,9 @@ class WarmCounters:
     liveActivityPauseMs: int = 0  # noqa: N815
     elapsedMs: int = 0  # noqa: N815
 
-    def as_fields(self) -> str:
+    def as_fields(self, *, skip: tuple[str, ...] = ()) -> str:
         """``key=value`` pairs for log lines."""
-        return " ".join(f"{k}={v}" for k, v in asdict(self).items() if k != "rows")
+        return " ".join(f"{k}={v}" for k, v in asdict(self).items() if k != "rows" and k not in skip)
 
     def to_json(self) -> dict[str, int]:
         return asdict(self)
@@ -307,7 +307,7 @@ async def warm_rotation_tracks_cache(deps: WarmDeps, settings: WarmSettings, *, 
                     worker,
                     c.scanned,
                     len(ids),
-                    c.as_fields(),
+                    c.as_fields(skip=("scanned", "elapsedMs")),
                 )
         walk.progress()
     walk.progress()
@@ -425,6 +425,9 @@ def start_rotation_tracks_cache_warm(app: Any) -> None:
     settings = warm_settings_from(ctx.settings)
 
     async def walk_once() -> WarmCounters | None:
+        coordinator = getattr(ctx, "coordinator", None)
+        if coordinator is not None:
+            coordinator.clear()  # a refresh must ask LML again, not its 5-minute coalescing cache
         deps = warm_deps_from(ctx, fresh_after=time.monotonic())
         return await run_tracked_walk(deps, settings, ctx.warm_state, worker=ctx.worker)
 
@@ -436,7 +439,7 @@ def start_rotation_tracks_cache_warm(app: Any) -> None:
             # log "cancelled before it completed" for what is a clean stop.
             return
 
-    app.add_task(walk_task(), name=TASK_NAME)
+    app.add_task(walk_task, name=TASK_NAME)  # a callable: nothing leaks if the task never starts
 
 
 RETRY_FIRST_S = 30.0

@@ -57,7 +57,9 @@ class WarmFollower:
 
     def _read_and_apply(self) -> int:
         """Blocking: read new entries (IPC to the Manager) and apply them. Run off the event loop."""
-        _, entries = self._reader.read_new()
+        restart, entries = self._reader.read_new()
+        if restart:  # the log was compacted and is replayed from its start: count afresh
+            self.entries = self.rows = self.release_entries = 0
         result = apply_entries(entries, self._rotation_cache, self._releases)
         self.entries += len(entries)
         self.rows += result.rows

@@ -438,8 +438,8 @@ class FakeApp:
     ctx: Any
     tasks: dict[str, asyncio.Task[Any]] = field(default_factory=dict)
 
-    def add_task(self, coro: Any, *, name: str) -> asyncio.Task[Any]:
-        task = asyncio.ensure_future(coro)
+    def add_task(self, task_factory: Any, *, name: str) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(task_factory())
         self.tasks[name] = task
         return task
 

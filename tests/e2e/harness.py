@@ -74,7 +74,11 @@ class ServerProcess:
         self.wait_for_log(r"worker serving worker=", max(self.workers, 1), timeout)
 
     def get(self, path: str) -> httpx.Response:
-        return self.http.get(path)
+        """GET on the kept-alive client; a connection to a worker that died is retried once."""
+        try:
+            return self.http.get(path)
+        except httpx.TransportError:
+            return self.http.get(path)
 
     def ready(self) -> dict[str, Any]:
         body: dict[str, Any] = self.get("/health/ready").json()

@@ -71,6 +71,7 @@ class TestBootWarm:
             assert counters["errors"] == 0 and counters["releaseFetchErrors"] == 0
             assert counters["lmlErrors"] == sum(catalog.outcome_counts().get(o, 0) for o in TRANSIENT)
             server.wait_for_log(r"\[rotation-tracks-cache-warm\] done: worker=\S+ scanned=\d+")
+            server.wait_for_log(r"\[rotation-tracks-cache-warm\] worker_warm: worker=\S+ walk=1 ")
 
             fake.reset()
             active_ids = [i + 1 for i, r in enumerate(catalog.rotation) if r.is_active(catalog.today)]

@@ -56,10 +56,10 @@ def create_app(config: AppConfig | None = None) -> App:
         app.ctx.started_at = time.monotonic()
         app.ctx.worker = os.environ.get("SANIC_WORKER_NAME") or f"single-{os.getpid()}"
 
+    warm.register(app)
     db.register(app)
     lml.register(app)
     services.register(app)
-    warm.register(app)
     routes.register(app)
 
     @app.after_server_start

@@ -134,6 +134,9 @@ class AppConfig:
     warm_db_retry_ms: int = 300_000
     warm_refresh_interval_s: int = 72_000
 
+    # Expose /_bench/floor (benchmarks only).
+    bench_routes: bool = False
+
     sentry_dsn: Secret | None = None
     sentry_environment: str = "development"
     log_level: str = "INFO"
@@ -200,6 +203,7 @@ class AppConfig:
             ),
             warm_db_retry_ms=_int_setting(env, "WARM_DB_RETRY_MS", d.warm_db_retry_ms, w, minimum=0),
             warm_refresh_interval_s=_int_setting(env, "WARM_REFRESH_INTERVAL_S", d.warm_refresh_interval_s, w),
+            bench_routes=_bool_setting(env, "BENCH_ROUTES", d.bench_routes, w),
             sentry_dsn=Secret(dsn) if dsn else None,
             sentry_environment=(env.get("SENTRY_ENVIRONMENT") or d.sentry_environment).strip(),
             log_level=(env.get("LOG_LEVEL") or d.log_level).strip().upper(),

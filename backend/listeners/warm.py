@@ -26,7 +26,7 @@ from backend.services.rotation_tracks_cache_warm import (
     start_rotation_tracks_cache_warm,
 )
 from backend.services.warm_follower import WarmFollower
-from backend.services.warm_store import WarmShared
+from backend.services.warm_store import WarmShared, WorkerCaches
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +86,8 @@ def _register_worker(app: App) -> None:
         shared = WarmShared.from_shared_ctx(app.shared_ctx)
         if shared is None:
             return
-        follower = WarmFollower(shared, ctx.resolver.cache, ctx.releases, worker=ctx.worker, started_at=ctx.started_at)
+        caches = WorkerCaches(ctx.caches.rotation, ctx.caches.release_positive, ctx.caches.release_negative)
+        follower = WarmFollower(shared, caches, worker=ctx.worker, started_at=ctx.started_at)
         ctx.warm_follower = follower
         await follower.catch_up(before_serving=True)
 
@@ -148,6 +149,10 @@ async def _quietly(coro: Coroutine[Any, Any, None]) -> None:
 
 
 def register(app: App) -> None:
-    """Wire the host walk (main process) and the worker side."""
+    """Wire the host walk (main process) and the worker side.
+
+    Register this right after the worker is named: loading the published results needs only the
+    factory's caches, so a restarted worker is warm before the pool and HTTP client even open.
+    """
     _register_main_process(app)
     _register_worker(app)

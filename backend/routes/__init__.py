@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from backend.context import App
-from backend.routes import errors, health, rotation
+from backend.routes import bench, errors, health, rotation
 
 
 def register(app: App) -> None:
     """Attach every blueprint and the error mapping to ``app``."""
     app.blueprint(rotation.bp)
     app.blueprint(health.bp)
+    if app.ctx.settings.bench_routes:
+        app.blueprint(bench.bp)
     errors.register(app)

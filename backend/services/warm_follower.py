@@ -8,11 +8,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from backend.services.caches import ExpiringCache
-from backend.services.release_tracklists import ReleaseTracklistService
-from backend.services.rotation_resolver import CachedAnswer
 from backend.services.rotation_tracks_cache_warm import LOG_PREFIX
-from backend.services.warm_store import WarmLogReader, WarmShared, apply_entries
+from backend.services.warm_store import WarmLogReader, WarmShared, WorkerCaches, apply_entries
 
 logger = logging.getLogger(__name__)
 
@@ -24,8 +21,7 @@ class WarmFollower:
 
     Args:
         shared: the log objects from the main process.
-        rotation_cache: this worker's row cache.
-        releases: this worker's release tracklist service (its caches).
+        caches: this worker's caches.
         worker: this worker's name, for log lines.
         started_at: monotonic time the worker started (for "time to warm").
         clock: monotonic seconds.
@@ -34,8 +30,7 @@ class WarmFollower:
     def __init__(
         self,
         shared: WarmShared,
-        rotation_cache: ExpiringCache[int, CachedAnswer],
-        releases: ReleaseTracklistService,
+        caches: WorkerCaches,
         *,
         worker: str,
         started_at: float,
@@ -43,8 +38,7 @@ class WarmFollower:
     ) -> None:
         self._shared = shared
         self._reader = WarmLogReader(shared)
-        self._rotation_cache = rotation_cache
-        self._releases = releases
+        self._caches = caches
         self._worker = worker
         self._started_at = started_at
         self._clock = clock
@@ -60,7 +54,7 @@ class WarmFollower:
         restart, entries = self._reader.read_new()
         if restart:  # the log was compacted and is replayed from its start: count afresh
             self.entries = self.rows = self.release_entries = 0
-        result = apply_entries(entries, self._rotation_cache, self._releases)
+        result = apply_entries(entries, self._caches)
         self.entries += len(entries)
         self.rows += result.rows
         self.release_entries += result.releases

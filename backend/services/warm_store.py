@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from backend.models import RotationTrack, Tracklist
 from backend.services.caches import ExpiringCache
-from backend.services.release_tracklists import ReleaseFetch, ReleaseTracklistService
+from backend.services.release_tracklists import ReleaseFetch
 from backend.services.rotation_resolver import CACHEABLE, CachedAnswer, Outcome, PickerSource, Resolution
 
 logger = logging.getLogger(__name__)
@@ -212,19 +212,28 @@ class ApplyResult:
     invalidated: int = 0
 
 
+@dataclass
+class WorkerCaches:
+    """The caches a worker serves from (filled by live traffic and by replaying the log)."""
+
+    rotation: ExpiringCache[int, CachedAnswer]
+    release_positive: ExpiringCache[int, Tracklist]
+    release_negative: ExpiringCache[int, bool]
+
+
 def apply_entries(
     entries: Sequence[Entry],
-    rotation_cache: ExpiringCache[int, CachedAnswer],
-    releases: ReleaseTracklistService,
+    caches: WorkerCaches,
     on_invalidate_all: Callable[[], None] | None = None,
 ) -> ApplyResult:
     """Replay ``entries`` into a worker's caches, growing them to fit first."""
     result = ApplyResult()
+    rotation_cache = caches.rotation
     row_count = sum(1 for e in entries if e[0] == "row")
     release_count = sum(1 for e in entries if e[0] == "rel")
     rotation_cache.resize(int((len(rotation_cache) + row_count) * SIZE_HEADROOM))
-    releases.positive.resize(int((len(releases.positive) + release_count) * SIZE_HEADROOM))
-    releases.negative.resize(int((len(releases.negative) + release_count) * SIZE_HEADROOM))
+    caches.release_positive.resize(int((len(caches.release_positive) + release_count) * SIZE_HEADROOM))
+    caches.release_negative.resize(int((len(caches.release_negative) + release_count) * SIZE_HEADROOM))
     for entry in entries:
         kind = entry[0]
         if kind == "row":
@@ -236,9 +245,9 @@ def apply_entries(
         elif kind == "rel":
             _, release_id, wire, expires_at = entry
             if wire is None:
-                releases.negative.set_until(release_id, True, expires_at)
+                caches.release_negative.set_until(release_id, True, expires_at)
             else:
-                releases.positive.set_until(release_id, decode_tracks(wire) or (), expires_at)
+                caches.release_positive.set_until(release_id, decode_tracks(wire) or (), expires_at)
             result.releases += 1
         elif kind == "inv":
             rotation_cache.delete(entry[1])

@@ -18,6 +18,7 @@ from backend.services.warm_store import (
     WarmLogReader,
     WarmLogWriter,
     WarmShared,
+    WorkerCaches,
     apply_entries,
     compact_entries,
     decode_tracks,
@@ -43,12 +44,14 @@ class NoReleases:
         raise AssertionError("the worker must not call LML for loaded entries")
 
 
-def make_worker_caches(now: list[float]) -> tuple[ExpiringCache[int, CachedAnswer], ReleaseTracklistService]:
+def make_worker_caches(now: list[float]) -> tuple[WorkerCaches, ReleaseTracklistService]:
+    """Tiny (2-entry) worker caches, and a release service over them that must not call LML."""
     clock = lambda: now[0]  # noqa: E731
-    releases = ReleaseTracklistService(
-        NoReleases(), positive=ExpiringCache(2, 86_400, clock=clock), negative=ExpiringCache(2, 600, clock=clock)
+    caches = WorkerCaches(
+        ExpiringCache(2, 86_400, clock=clock), ExpiringCache(2, 86_400, clock=clock), ExpiringCache(2, 600, clock=clock)
     )
-    return ExpiringCache(2, 86_400, clock=clock), releases
+    releases = ReleaseTracklistService(NoReleases(), positive=caches.release_positive, negative=caches.release_negative)
+    return caches, releases
 
 
 class TestEncoding:
@@ -127,7 +130,8 @@ class TestApply:
     async def test_replay_fills_caches_with_their_expiry_and_grows_them(self) -> None:
         """Rows and releases load with the walk's expiry; 2-entry caches grow instead of evicting."""
         now = [0.0]
-        rotation, releases = make_worker_caches(now)
+        caches, releases = make_worker_caches(now)
+        rotation = caches.rotation
         entries = [
             ("row", 1, "lml_positive", None, encode_tracks(TRACKS), 50.0),
             ("row", 2, "tier1", 4080, None, 50.0),
@@ -135,7 +139,7 @@ class TestApply:
             ("rel", 4080, encode_tracks(TRACKS), 40.0),
             ("rel", 999, None, 40.0),
         ]
-        result = apply_entries(entries, rotation, releases)
+        result = apply_entries(entries, caches)
         assert (result.rows, result.releases) == (3, 2)
         assert rotation.get(1) == CachedAnswer(Outcome.LML_POSITIVE, PickerSource(None, TRACKS))
         assert rotation.get(3) == CachedAnswer(Outcome.LML_NEGATIVE, None)
@@ -147,12 +151,12 @@ class TestApply:
 
     def test_invalidation_entries_drop_rows(self) -> None:
         """inv drops one row; inv_all drops every row."""
-        rotation, releases = make_worker_caches([0.0])
-        apply_entries([("row", 1, "tier1", 5, None, 50.0), ("row", 2, "tier1", 6, None, 50.0)], rotation, releases)
-        apply_entries([("inv", 1)], rotation, releases)
-        assert rotation.get(1) is None and rotation.get(2) is not None
-        apply_entries([("inv_all",)], rotation, releases)
-        assert len(rotation) == 0
+        caches, _ = make_worker_caches([0.0])
+        apply_entries([("row", 1, "tier1", 5, None, 50.0), ("row", 2, "tier1", 6, None, 50.0)], caches)
+        apply_entries([("inv", 1)], caches)
+        assert caches.rotation.get(1) is None and caches.rotation.get(2) is not None
+        apply_entries([("inv_all",)], caches)
+        assert len(caches.rotation) == 0
 
 
 class TestFollower:
@@ -162,8 +166,8 @@ class TestFollower:
         writer = WarmLogWriter(shared)
         writer.publish([("row", 1, "tier1", 5, None, 10**9), ("rel", 5, encode_tracks(TRACKS), 10**9)])
         shared.walks.value = 1
-        rotation, releases = make_worker_caches([0.0])
-        follower = WarmFollower(shared, rotation, releases, worker="w1", started_at=0.0, clock=lambda: 0.012)
+        caches, _ = make_worker_caches([0.0])
+        follower = WarmFollower(shared, caches, worker="w1", started_at=0.0, clock=lambda: 0.012)
         with caplog.at_level("INFO", logger="backend"):
             assert await follower.catch_up(before_serving=True) == 2
             assert await follower.catch_up() == 0
@@ -172,7 +176,7 @@ class TestFollower:
             "[rotation-tracks-cache-warm] worker_warm: worker=w1 walk=1 entries=2 rows=1 releases=1"
             " sinceStartMs=12 beforeServing=true"
         ]
-        assert follower.status()["warm_after_ms"] == 12 and rotation.get(1) is not None
+        assert follower.status()["warm_after_ms"] == 12 and caches.rotation.get(1) is not None
 
     def test_host_status_survives_a_dead_manager(self) -> None:
         """Reading the status after the main process went away answers 'unknown' instead of raising."""
@@ -188,6 +192,6 @@ class TestFollower:
 
         shared = make_shared()
         shared.status = Dead()
-        rotation, releases = make_worker_caches([0.0])
-        follower = WarmFollower(shared, rotation, releases, worker="w", started_at=0.0)
+        caches, _ = make_worker_caches([0.0])
+        follower = WarmFollower(shared, caches, worker="w", started_at=0.0)
         assert follower.host_status() == {"status": "unknown"}

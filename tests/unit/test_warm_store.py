@@ -174,7 +174,7 @@ class TestFollower:
         lines = [r.getMessage() for r in caplog.records if "worker_warm" in r.getMessage()]
         assert lines == [
             "[rotation-tracks-cache-warm] worker_warm: worker=w1 walk=1 entries=2 rows=1 releases=1"
-            " sinceStartMs=12 beforeServing=true"
+            " sinceStartMs=12 loadMs=0.0 beforeServing=true"
         ]
         assert follower.status()["warm_after_ms"] == 12 and caches.rotation.get(1) is not None
 

@@ -77,14 +77,14 @@ class WarmCounters:
 
 @dataclass(frozen=True)
 class WarmSettings:
-    """Budgets and probe settings for one walk (see the README for each variable)."""
+    """Budgets and probe settings for one walk; defaults live in AppConfig (see the README)."""
 
-    pass_budget_ms: int = 1_800_000
-    per_row_pause_budget_ms: int = 600_000
-    lookback_s: int = 60
-    pause_ms: int = 30_000
-    db_retry_ms: int = 300_000
-    lml_configured: bool = True
+    pass_budget_ms: int
+    per_row_pause_budget_ms: int
+    lookback_s: int
+    pause_ms: int
+    db_retry_ms: int
+    lml_configured: bool
 
 
 def capture_to_sentry(exc: BaseException, tags: dict[str, str], extra: dict[str, Any]) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import asyncpg
 import pytest
@@ -17,15 +16,6 @@ pytestmark = [pytest.mark.pg, pytest.mark.e2e]
 
 # Rows whose LML answer is transient (timeout/degraded): never cached, so an open re-asks LML.
 TRANSIENT = (dc.LML_TIMEOUT, dc.LML_DEGRADED)
-
-
-@pytest.fixture
-def fake(catalog: DemoCatalog) -> Iterator[LmlFake]:
-    fake = LmlFake(catalog, latency_ms=15.0, jitter_ms=5.0).start()
-    try:
-        yield fake
-    finally:
-        fake.stop()
 
 
 def server_env(database_url: str, fake: LmlFake, **extra: str) -> dict[str, str]:
@@ -52,6 +42,7 @@ class TestBootWarm:
         self, seeded: asyncpg.Connection, database_url: str, fake: LmlFake, catalog: DemoCatalog
     ) -> None:
         """Health answers while the walk runs; afterwards opening every active row costs no LML call."""
+        fake.set_latency(15.0, 5.0)  # slow enough that the walk is still running when /health is asked
         server = ServerProcess(server_env(database_url, fake), workers=1).start()
         try:
             server.wait_serving()

@@ -16,7 +16,6 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import asyncpg
@@ -32,15 +31,6 @@ from tests.helpers import row_id
 pytestmark = [pytest.mark.pg, pytest.mark.e2e]
 
 TRANSIENT = (dc.LML_TIMEOUT, dc.LML_DEGRADED)
-
-
-@pytest.fixture
-def fake(catalog: DemoCatalog) -> Iterator[LmlFake]:
-    fake = LmlFake(catalog, latency_ms=5.0, jitter_ms=2.0).start()
-    try:
-        yield fake
-    finally:
-        fake.stop()
 
 
 def start_server(database_url: str, fake: LmlFake, workers: int, **env: str) -> ServerProcess:

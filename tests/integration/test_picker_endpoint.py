@@ -33,6 +33,12 @@ def lml_calls(fake: LmlFake) -> int:
     return int(fake.stats()["counts"]["lookup"]) + int(fake.stats()["counts"]["release"])
 
 
+async def stamp_of(conn: asyncpg.Connection, rotation_id: int) -> object:
+    return await conn.fetchval(
+        "SELECT tracklist_lookup_attempted_at FROM wxyc_schema.rotation WHERE id = $1", rotation_id
+    )
+
+
 def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -172,10 +178,7 @@ class TestResolvedOutcomes:
         assert await get(app, f"/library/rotation/{rid}/tracks") == (200, [])
         assert await get(app, f"/library/rotation/{rid}/tracks") == (200, [])
         assert lml_fake.stats()["counts"]["lookup"] == 1
-        stamp = await seeded.fetchval(
-            "SELECT tracklist_lookup_attempted_at FROM wxyc_schema.rotation WHERE id = $1", rid
-        )
-        assert stamp is not None
+        assert await stamp_of(seeded, rid) is not None
 
     async def test_stamp_survives_a_restart(
         self, make_app: MakeApp, seeded: Any, catalog: DemoCatalog, lml_fake: LmlFake
@@ -209,10 +212,7 @@ class TestResolvedOutcomes:
         assert await get(app, f"/library/rotation/{rid}/tracks") == (200, [])
         assert await get(app, f"/library/rotation/{rid}/tracks") == (200, [])
         assert lml_fake.stats()["counts"]["lookup"] == 2
-        stamp = await seeded.fetchval(
-            "SELECT tracklist_lookup_attempted_at FROM wxyc_schema.rotation WHERE id = $1", rid
-        )
-        assert stamp is None
+        assert await stamp_of(seeded, rid) is None
 
 
 class TestLmlFailures:

@@ -7,6 +7,7 @@ upstream lacks (fail-open probe, lmlErrors, identities, DB-down retry, cancellat
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import re
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ import sentry_sdk
 from sentry_sdk.envelope import Envelope
 from sentry_sdk.transport import Transport
 
+from backend.config import AppConfig
 from backend.errors import LmlTimeoutError
 from backend.models import RotationTrack
 from backend.services.release_tracklists import ReleaseFetch, ReleaseOutcome
@@ -31,6 +33,7 @@ from backend.services.rotation_tracks_cache_warm import (
     start_rotation_tracks_cache_warm,
     walk_forever,
     warm_rotation_tracks_cache,
+    warm_settings_from,
 )
 
 INLINE = (RotationTrack("1", "Song", None, ("A",)),)
@@ -143,9 +146,9 @@ class Script:
 
 
 def settings(**overrides: Any) -> WarmSettings:
-    values: dict[str, Any] = {"lookback_s": 0, "pause_ms": 30_000}
-    values.update(overrides)
-    return WarmSettings(**values)
+    """The production defaults, with the live-DJ probe off unless a test turns it on."""
+    base = warm_settings_from(AppConfig(lml_url="http://lml.invalid"))
+    return dataclasses.replace(base, **{"lookback_s": 0, **overrides})
 
 
 def assert_identities(c: WarmCounters) -> None:

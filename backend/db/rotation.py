@@ -29,6 +29,25 @@ class PickerRow:
     lookup_attempted_at: dt.datetime | None
 
 
+_PICKER_ROW_SQL = """
+    SELECT r.id, r.discogs_release_id AS direct, li.discogs_release_id AS fallback,
+           r.artist_name, r.album_title, r.tracklist_lookup_attempted_at
+    FROM wxyc_schema.rotation r
+    LEFT JOIN wxyc_schema.library_identity li ON li.library_id = r.album_id
+"""
+
+
+def _picker_row(r: asyncpg.Record) -> PickerRow:
+    return PickerRow(
+        rotation_id=r["id"],
+        direct_release_id=r["direct"],
+        identity_release_id=r["fallback"],
+        artist_name=r["artist_name"],
+        album_title=r["album_title"],
+        lookup_attempted_at=r["tracklist_lookup_attempted_at"],
+    )
+
+
 def _iso(value: dt.date | None) -> str | None:
     return value.isoformat() if value is not None else None
 
@@ -81,26 +100,13 @@ class RotationRepository:
 
     async def picker_row(self, rotation_id: int) -> PickerRow | None:
         """Return tier 1, tier 2, the lookup text and the stamp of one row, or None when absent."""
-        r = await self._pool.fetchrow(
-            """
-            SELECT r.id, r.discogs_release_id AS direct, li.discogs_release_id AS fallback,
-                   r.artist_name, r.album_title, r.tracklist_lookup_attempted_at
-            FROM wxyc_schema.rotation r
-            LEFT JOIN wxyc_schema.library_identity li ON li.library_id = r.album_id
-            WHERE r.id = $1
-            """,
-            rotation_id,
-        )
-        if r is None:
-            return None
-        return PickerRow(
-            rotation_id=r["id"],
-            direct_release_id=r["direct"],
-            identity_release_id=r["fallback"],
-            artist_name=r["artist_name"],
-            album_title=r["album_title"],
-            lookup_attempted_at=r["tracklist_lookup_attempted_at"],
-        )
+        r = await self._pool.fetchrow(f"{_PICKER_ROW_SQL} WHERE r.id = $1", rotation_id)
+        return None if r is None else _picker_row(r)
+
+    async def picker_rows(self, rotation_ids: list[int]) -> dict[int, PickerRow]:
+        """The same for many rows in one query (the walk prefetches its next rows)."""
+        rows = await self._pool.fetch(f"{_PICKER_ROW_SQL} WHERE r.id = any($1::int[])", rotation_ids)
+        return {r["id"]: _picker_row(r) for r in rows}
 
     async def stamp_lookup_attempted(self, rotation_id: int) -> None:
         """Record a confirmed tier-3 miss so restarts and the warmer skip the row for 7 days."""

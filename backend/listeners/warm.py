@@ -98,7 +98,7 @@ def _register_worker(app: App) -> None:
             listener = InvalidationListener(
                 ctx.settings.database_url,
                 on_ids=lambda ids: _drop_rows(app, ids),
-                on_all=ctx.resolver.cache.clear,
+                on_all=ctx.resolver.invalidate_all,
                 name=ctx.worker,
             )
             ctx.invalidation = listener

@@ -36,6 +36,7 @@ WORKER_NAME = "main"
 FLUSH_EVERY_ROWS = 20
 FLUSH_EVERY_S = 0.25
 LISTENER_WAIT_S = 5.0
+STATUS_EVERY_S = 0.25
 
 
 class HostWarmer:
@@ -64,6 +65,7 @@ class HostWarmer:
         self._buffer: list[Entry] = []
         self._last_flush = 0.0
         self._versions: dict[int, tuple[int, int]] = {}
+        self._last_status = 0.0
         self.state = WarmState()
 
     # -- thread control (called from Sanic's main process loop) ---------------------------------
@@ -181,8 +183,9 @@ class HostWarmer:
             resolve=resolve,
             fetch_release=fetch_release,
             live_activity=rows.live_activity,
-            on_progress=lambda _c: self._write_status(),
+            on_progress=self._write_status_throttled,
             on_row=on_row,
+            prefetch=resolver.prefetch,
         )
         self._set_status_fields(walk_started_at=_now_iso())
         counters = await run_tracked_walk(deps, warm_settings_from(self._settings), self.state, worker=WORKER_NAME)
@@ -248,12 +251,18 @@ class HostWarmer:
         self._writer.invalidate(ids)
 
     def _invalidate_all(self, resolver: RotationResolver) -> None:
-        resolver.cache.clear()
+        resolver.invalidate_all()
         self._flush()
         self._writer.invalidate_all()
 
     def _write_status(self) -> None:
+        self._last_status = time.monotonic()
         self._set_status_fields(**self.state.to_json())
+
+    def _write_status_throttled(self, _counters: WarmCounters) -> None:
+        # One IPC round trip to the Manager per row would cost more than the row itself.
+        if time.monotonic() - self._last_status >= STATUS_EVERY_S:
+            self._write_status()
 
     def _set_status_fields(self, **fields: Any) -> None:
         try:

@@ -20,6 +20,8 @@ logger = logging.getLogger(__name__)
 
 # A confirmed tier-3 miss is not retried for this long (persisted, so it survives restarts).
 NEGATIVE_STAMP_WINDOW = dt.timedelta(days=7)
+# Rows the walk prefetched are used only this soon after they were read (a live-DJ pause may intervene).
+PREFETCH_MAX_AGE_S = 30.0
 
 _VA_PATTERNS = (
     re.compile(r"^v[\s./]*a\.?$"),
@@ -92,6 +94,8 @@ class CachedAnswer:
 class RotationRows(Protocol):
     async def picker_row(self, rotation_id: int) -> PickerRow | None: ...
 
+    async def picker_rows(self, rotation_ids: list[int]) -> dict[int, PickerRow]: ...
+
     async def stamp_lookup_attempted(self, rotation_id: int) -> None: ...
 
 
@@ -130,6 +134,7 @@ class RotationResolver:
         self._lml_configured = lml_configured
         self.cache = cache
         self._now = now
+        self._prefetched: dict[int, tuple[float, PickerRow | None]] = {}
 
     async def resolve(
         self, rotation_id: int, *, priority: str = "live", fresh_after: float | None = None
@@ -149,8 +154,25 @@ class RotationResolver:
             self.cache.set(rotation_id, CachedAnswer(resolution.outcome, resolution.source), ttl_s)
         return resolution
 
+    async def prefetch(self, rotation_ids: list[int]) -> None:
+        """Read many rows' tier-1/2 data in one query; the next resolve of each uses it once.
+
+        The walk calls this for its next rows, saving one database round trip per row. Entries
+        are dropped by invalidation and ignored once older than PREFETCH_MAX_AGE_S.
+        """
+        rows = await self._rows.picker_rows(rotation_ids)
+        read_at = self.cache.now()
+        for rid in rotation_ids:
+            self._prefetched[rid] = (read_at, rows.get(rid))
+
+    async def _picker_row(self, rotation_id: int) -> PickerRow | None:
+        prefetched = self._prefetched.pop(rotation_id, None)
+        if prefetched is not None and self.cache.now() - prefetched[0] <= PREFETCH_MAX_AGE_S:
+            return prefetched[1]
+        return await self._rows.picker_row(rotation_id)
+
     async def _resolve_uncached(self, rotation_id: int, priority: str) -> tuple[Resolution, float | None]:
-        row = await self._rows.picker_row(rotation_id)
+        row = await self._picker_row(rotation_id)
         if row is None:
             return Resolution(Outcome.NOT_FOUND, None), None
         if row.direct_release_id is not None:
@@ -209,7 +231,13 @@ class RotationResolver:
 
     def invalidate(self, rotation_id: int) -> bool:
         """Forget one row's cached answer (its text, links or ids changed); return whether it was cached."""
+        self._prefetched.pop(rotation_id, None)
         return self.cache.delete(rotation_id)
+
+    def invalidate_all(self) -> None:
+        """Forget every row (notifications may have been missed)."""
+        self._prefetched.clear()
+        self.cache.clear()
 
     def stats(self) -> dict[str, int]:
         return self.cache.stats()

@@ -21,6 +21,7 @@ logger = logging.getLogger(__name__)
 LOG_PREFIX = "[rotation-tracks-cache-warm]"
 SUBSYSTEM = "rotation-tracks-cache-warm"
 PROGRESS_EVERY = 50
+PREFETCH_EVERY = 50  # rows whose tier-1/2 data is read in one query ahead of the walk
 DB_RETRY_FIRST_S = 1.0
 DB_RETRY_MAX_S = 30.0
 
@@ -114,6 +115,7 @@ class WarmDeps:
         capture: Sentry reporter.
         on_progress: called after every row with the counters so far (status endpoint).
         on_row: called with each scanned row's outcome (the host walk publishes results here).
+        prefetch: reads the next rows' database data in one query (optional; an optimisation).
     """
 
     list_rows: Callable[[], Awaitable[list[int]]]
@@ -125,6 +127,7 @@ class WarmDeps:
     capture: Capture = capture_to_sentry
     on_progress: Callable[[WarmCounters], None] | None = None
     on_row: Callable[[int, Resolution, ReleaseFetch | None], None] | None = None
+    prefetch: Callable[[list[int]], Awaitable[None]] | None = None
 
 
 async def _list_rows_with_retry(deps: WarmDeps, settings: WarmSettings, worker: str) -> list[int]:
@@ -160,6 +163,17 @@ class _Walk:
 
     def over_pass_budget(self) -> bool:
         return self.elapsed_s() * 1000 > self.settings.pass_budget_ms
+
+    async def prefetch(self, ids: list[int]) -> None:
+        """Read the next rows in one query; on failure each row simply reads its own."""
+        if self.deps.prefetch is None or self.over_pass_budget():
+            return
+        try:
+            await self.deps.prefetch(ids)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            logger.debug("%s prefetch_failed: worker=%s error=%r", LOG_PREFIX, self.worker, exc)
 
     async def probe(self) -> bool:
         """Live-DJ probe, fail-open: an error is logged once and treated as quiet."""
@@ -294,7 +308,9 @@ async def warm_rotation_tracks_cache(deps: WarmDeps, settings: WarmSettings, *, 
     logger.info("%s start: worker=%s rows=%d", LOG_PREFIX, worker, len(ids))
     if not settings.lml_configured:
         logger.info("%s lml_unconfigured: worker=%s tier-3 lookups and release fetches are skipped", LOG_PREFIX, worker)
-    for rotation_id in ids:
+    for index, rotation_id in enumerate(ids):
+        if index % PREFETCH_EVERY == 0:
+            await walk.prefetch(ids[index : index + PREFETCH_EVERY])
         if walk.over_pass_budget() or await walk.wait_for_quiet(rotation_id):
             # Never send a row to LML right after the probe saw a live DJ: it waits for next walk.
             c.budgetSkipped += 1
@@ -411,6 +427,7 @@ def warm_deps_from(ctx: Any, *, fresh_after: float | None = None) -> WarmDeps:
         resolve=resolve,
         fetch_release=fetch_release,
         live_activity=ctx.rows.live_activity,
+        prefetch=ctx.resolver.prefetch,
     )
 
 
@@ -438,6 +455,8 @@ def start_rotation_tracks_cache_warm(app: Any) -> None:
             # Shutdown asked this task to end, and it has: finish quietly rather than let Sanic
             # log "cancelled before it completed" for what is a clean stop.
             return
+        except Exception:  # a named Sanic task's exception is otherwise lost silently
+            logger.exception("%s walk task failed: worker=%s", LOG_PREFIX, ctx.worker)
 
     app.add_task(walk_task, name=TASK_NAME)  # a callable: nothing leaks if the task never starts
 

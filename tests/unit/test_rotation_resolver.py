@@ -55,9 +55,15 @@ class FakeRows:
     stamp_error: Exception | None = None
     reads: int = 0
 
+    bulk_reads: int = 0
+
     async def picker_row(self, rotation_id: int) -> PickerRow | None:
         self.reads += 1
         return self.rows.get(rotation_id)
+
+    async def picker_rows(self, rotation_ids: list[int]) -> dict[int, PickerRow]:
+        self.bulk_reads += 1
+        return {rid: self.rows[rid] for rid in rotation_ids if rid in self.rows}
 
     async def stamp_lookup_attempted(self, rotation_id: int) -> None:
         if self.stamp_error is not None:
@@ -335,6 +341,39 @@ class TestRowCache:
         assert (await resolver.resolve(7)).outcome is Outcome.STAMP_SKIP
         expiry = resolver.cache.get_with_expiry(7)
         assert expiry is not None and expiry[0] == pytest.approx(3600.0)
+
+
+class TestPrefetch:
+    async def test_prefetched_rows_are_used_once_without_a_query(self) -> None:
+        """The walk's bulk read replaces each row's own query (missing rows included)."""
+        rows = FakeRows({7: make_row(direct_release_id=11)})
+        resolver = make_resolver(rows, FakeLookup())
+        await resolver.prefetch([7, 8])
+        assert (await resolver.resolve(7)).outcome is Outcome.TIER1
+        assert (await resolver.resolve(8)).outcome is Outcome.NOT_FOUND
+        assert (rows.bulk_reads, rows.reads) == (1, 0)
+
+    async def test_invalidation_drops_prefetched_rows(self) -> None:
+        """A row that changed after the bulk read is read again."""
+        rows = FakeRows({7: make_row(direct_release_id=11)})
+        resolver = make_resolver(rows, FakeLookup())
+        await resolver.prefetch([7])
+        rows.rows[7] = make_row(direct_release_id=12)
+        resolver.invalidate(7)
+        assert (await resolver.resolve(7)).source == PickerSource(12, None)
+        assert rows.reads == 1
+
+    async def test_old_prefetched_rows_are_ignored(self) -> None:
+        """Prefetched data older than 30 s (a long live-DJ pause) is not trusted."""
+        now = [0.0]
+        rows = FakeRows({7: make_row(direct_release_id=11)})
+        resolver = RotationResolver(
+            rows, FakeLookup(), lml_configured=True, cache=ExpiringCache(10, 100, clock=lambda: now[0])
+        )
+        await resolver.prefetch([7])
+        now[0] = 31.0
+        await resolver.resolve(7)
+        assert rows.reads == 1
 
 
 class TestVariousArtists:

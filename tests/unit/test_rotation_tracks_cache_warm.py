@@ -292,6 +292,25 @@ class TestWalk:
         assert_identities(c)
 
 
+class TestPrefetch:
+    async def test_next_rows_are_prefetched_in_chunks_and_failures_are_harmless(self) -> None:
+        """Every 50 rows the walk asks for the next 50 in one call; a failing prefetch changes nothing."""
+        script = Script(rows=list(range(120)))
+        chunks: list[list[int]] = []
+
+        async def prefetch(ids: list[int]) -> None:
+            chunks.append(ids)
+            if len(chunks) == 2:
+                raise OSError("db hiccup")
+
+        deps = script.deps()
+        deps.prefetch = prefetch
+        c = await warm_rotation_tracks_cache(deps, settings())
+        assert [len(chunk) for chunk in chunks] == [50, 50, 20]
+        assert chunks[0][0] == 0 and chunks[2][-1] == 119
+        assert c.scanned == 120 and c.errors == 0
+
+
 class TestBudgets:
     async def test_pass_budget_skips_the_remaining_rows(self) -> None:
         """Once the 30-minute budget is gone the remaining rows are budgetSkipped, not resolved."""
@@ -481,9 +500,13 @@ class TestKickoff:
             async def live_activity(self, lookback_s: int) -> bool:
                 return False
 
+        class Resolver:
+            async def prefetch(self, ids: list[int]) -> None:
+                return None
+
         class Ctx:
             rows = Rows()
-            resolver = None
+            resolver = Resolver()
             releases = None
             worker = "w"
             warm_state = WarmState()

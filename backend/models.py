@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class RotationTrack:
-    """One picker row: the wire shape the DJ web app reads (``RotationTrack`` in dj-site)."""
+class RotationTrack(NamedTuple):
+    """One picker row: the wire shape the DJ web app reads (``RotationTrack`` in dj-site).
+
+    A NamedTuple rather than a frozen dataclass: just as immutable, and several times cheaper to
+    build, which matters when a restarted worker loads thousands of tracks before serving.
+    """
 
     position: str
     title: str
@@ -35,7 +37,7 @@ def with_artist_fallback(tracks: Tracklist | None, fallback: str | None) -> Trac
     if not tracks:
         return None
     fill = (fallback,) if fallback else ()
-    return tuple(t if t.artists else RotationTrack(t.position, t.title, t.duration, fill) for t in tracks)
+    return tuple(t if t.artists else t._replace(artists=fill) for t in tracks)
 
 
 def tracklist_to_json(tracks: Tracklist) -> list[dict[str, Any]]:

@@ -365,15 +365,17 @@ class LmlFake:
             fault = self._take_fault(path)
             delay = max(0.0, self._latency_ms + self._rng.uniform(-self._jitter_ms, self._jitter_ms)) / 1000
         try:
-            if api and delay > 0:
-                self._stopping.wait(delay)
             if fault is not None:
-                return self._fault_response(fault, path)
-            if api:
-                denied = self._auth_error(req.headers)
-                if denied is not None:
-                    return denied
-            return self._route(req.method, path, req.body, started)
+                response = self._fault_response(fault, path)
+            else:
+                denied = self._auth_error(req.headers) if api else None
+                response = denied if denied is not None else self._route(req.method, path, req.body, started)
+            if api and delay > 0:
+                # The latency is the whole service time: what building the answer took counts towards it.
+                remaining = delay - (time.monotonic() - started)
+                if remaining > 0:
+                    self._stopping.wait(remaining)
+            return response
         finally:
             if api:
                 with self._lock:

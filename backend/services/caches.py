@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Hashable, Iterable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from cachetools import TLRUCache
 
@@ -16,6 +16,16 @@ _MISSING = object()
 
 def _expiry(_key: object, entry: tuple[float, float, object], _now: float) -> float:
     return entry[0]
+
+
+class _CountingTLRU(TLRUCache):  # type: ignore[type-arg]
+    """cachetools evicts through ``popitem`` (expiry does not), so counting there is exact."""
+
+    evictions = 0
+
+    def popitem(self) -> tuple[Any, Any]:
+        self.evictions += 1
+        return super().popitem()
 
 
 class ExpiringCache(Generic[K, V]):
@@ -34,8 +44,8 @@ class ExpiringCache(Generic[K, V]):
         self.ttl_s = ttl_s
         self._clock = clock
         # Entries are (expires_at, set_at, value); set_at lets a refresh walk ignore older entries.
-        self._cache: TLRUCache[K, tuple[float, float, V]] = TLRUCache(maxsize=maxsize, ttu=_expiry, timer=clock)
-        self.evictions = 0
+        self._cache: TLRUCache[K, tuple[float, float, V]] = _CountingTLRU(maxsize=maxsize, ttu=_expiry, timer=clock)
+        self._evictions_before = 0  # evictions counted by caches replaced on resize
 
     @property
     def maxsize(self) -> int:
@@ -72,13 +82,16 @@ class ExpiringCache(Generic[K, V]):
 
     def set_until(self, key: K, value: V, expires_at: float) -> None:
         """Store ``value`` until the monotonic time ``expires_at`` (ignored if already past)."""
-        self._cache.expire()
-        if expires_at <= self._clock():
+        now = self._clock()
+        if expires_at <= now:
             self._cache.pop(key, None)
             return
-        if key not in self._cache and len(self._cache) >= self._cache.maxsize:
-            self.evictions += 1
-        self._cache[key] = (expires_at, self._clock(), value)
+        self._cache[key] = (expires_at, now, value)  # expires stale entries, then evicts LRU if full
+
+    @property
+    def evictions(self) -> int:
+        """Live entries pushed out because the cache was full (never expiries)."""
+        return self._evictions_before + int(getattr(self._cache, "evictions", 0))
 
     def update(self, items: Iterable[tuple[K, V]]) -> None:
         for key, value in items:
@@ -106,7 +119,8 @@ class ExpiringCache(Generic[K, V]):
             return
         old = self._cache
         old.expire()
-        new: TLRUCache[K, tuple[float, float, V]] = TLRUCache(maxsize=maxsize, ttu=_expiry, timer=self._clock)
+        self._evictions_before = self.evictions
+        new: TLRUCache[K, tuple[float, float, V]] = _CountingTLRU(maxsize=maxsize, ttu=_expiry, timer=self._clock)
         for key, entry in list(old.items()):  # least recently used first, so recency survives
             new[key] = entry
         self._cache = new

@@ -79,15 +79,17 @@ class WarmShared:
 
 
 def encode_tracks(tracks: Tracklist | None) -> WireTracks | None:
+    """Plain tuples for the wire (a RotationTrack is a NamedTuple: ``tuple(t)`` is its fields)."""
     if tracks is None:
         return None
-    return tuple((t.position, t.title, t.duration, t.artists) for t in tracks)
+    return tuple(tuple(t) for t in tracks)  # type: ignore[misc]
 
 
 def decode_tracks(wire: WireTracks | None) -> Tracklist | None:
     if wire is None:
         return None
-    return tuple(RotationTrack(p, title, duration, tuple(artists)) for p, title, duration, artists in wire)
+    make = RotationTrack._make
+    return tuple(make(t) for t in wire)
 
 
 def row_entries(

@@ -54,7 +54,7 @@ class WarmFollower:
         restart, entries = self._reader.read_new()
         if restart:  # the log was compacted and is replayed from its start: count afresh
             self.entries = self.rows = self.release_entries = 0
-        result = apply_entries(entries, self._caches)
+        result = apply_entries(entries, self._caches, replay=restart)
         self.entries += len(entries)
         self.rows += result.rows
         self.release_entries += result.releases

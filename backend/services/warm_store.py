@@ -223,19 +223,31 @@ class WorkerCaches:
     release_negative: ExpiringCache[int, bool]
 
 
+def _grow(cache: ExpiringCache[Any, Any], incoming: int, replay: bool) -> None:
+    # A replay of the compacted log re-sends keys the cache already holds: size for the larger
+    # of the two, not their sum, or every compaction would inflate the bound.
+    needed = max(len(cache), incoming) if replay else len(cache) + incoming
+    cache.resize(int(needed * SIZE_HEADROOM))
+
+
 def apply_entries(
     entries: Sequence[Entry],
     caches: WorkerCaches,
     on_invalidate_all: Callable[[], None] | None = None,
+    *,
+    replay: bool = False,
 ) -> ApplyResult:
-    """Replay ``entries`` into a worker's caches, growing them to fit first."""
+    """Replay ``entries`` into a worker's caches, growing them to fit first.
+
+    ``replay`` says the entries are the whole (compacted) log again rather than new ones.
+    """
     result = ApplyResult()
     rotation_cache = caches.rotation
     row_count = sum(1 for e in entries if e[0] == "row")
     release_count = sum(1 for e in entries if e[0] == "rel")
-    rotation_cache.resize(int((len(rotation_cache) + row_count) * SIZE_HEADROOM))
-    caches.release_positive.resize(int((len(caches.release_positive) + release_count) * SIZE_HEADROOM))
-    caches.release_negative.resize(int((len(caches.release_negative) + release_count) * SIZE_HEADROOM))
+    _grow(rotation_cache, row_count, replay)
+    _grow(caches.release_positive, release_count, replay)
+    _grow(caches.release_negative, release_count, replay)
     for entry in entries:
         kind = entry[0]
         if kind == "row":

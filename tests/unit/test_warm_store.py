@@ -149,6 +149,14 @@ class TestApply:
         now[0] = 45.0
         assert 4080 not in releases.positive and rotation.get(2) is not None
 
+    def test_replaying_the_compacted_log_does_not_inflate_the_bound(self) -> None:
+        """Re-applying the same 3 rows after a compaction keeps the bound at 1.25 x 3, not 1.25 x 6."""
+        caches, _ = make_worker_caches([0.0])
+        rows = [("row", i, "tier1", 5, None, 50.0) for i in range(3)]
+        apply_entries(rows, caches)
+        apply_entries(rows, caches, replay=True)
+        assert caches.rotation.maxsize == 3 and len(caches.rotation) == 3
+
     def test_invalidation_entries_drop_rows(self) -> None:
         """inv drops one row; inv_all drops every row."""
         caches, _ = make_worker_caches([0.0])

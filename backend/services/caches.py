@@ -114,9 +114,14 @@ class ExpiringCache(Generic[K, V]):
         return len(self._cache)
 
     def resize(self, maxsize: int) -> None:
-        """Grow (never shrink) the bound, keeping every live entry and its expiry."""
+        """Grow (never shrink) the bound, keeping every live entry and its expiry.
+
+        Growth is at least geometric (x2), so many small increments rebuild the cache O(log n)
+        times, not once per increment.
+        """
         if maxsize <= self._cache.maxsize:
             return
+        maxsize = max(maxsize, 2 * int(self._cache.maxsize))
         old = self._cache
         old.expire()
         self._evictions_before = self.evictions

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from backend.services.rotation_tracks_cache_warm import LOG_PREFIX
-from backend.services.warm_store import WarmLogReader, WarmShared, WorkerCaches, apply_entries
+from backend.services.warm_store import Entry, WarmLogReader, WarmShared, WorkerCaches, apply_entries
 
 logger = logging.getLogger(__name__)
 
@@ -49,9 +49,9 @@ class WarmFollower:
         self.walks_loaded = 0
         self.warm_after_ms: int | None = None
 
-    def _read_and_apply(self) -> int:
-        """Blocking: read new entries (IPC to the Manager) and apply them. Run off the event loop."""
-        restart, entries = self._reader.read_new()
+    APPLY_CHUNK = 500
+
+    def _apply(self, restart: bool, entries: list[Entry]) -> None:
         if restart:  # the log was compacted and is replayed from its start: count afresh
             self.entries = self.rows = self.release_entries = 0
         result = apply_entries(entries, self._caches, replay=restart)
@@ -59,19 +59,27 @@ class WarmFollower:
         self.rows += result.rows
         self.release_entries += result.releases
         self.invalidations += result.invalidated
-        return len(entries)
 
     async def catch_up(self, *, before_serving: bool = False) -> int:
-        """Apply whatever was published since the last call; log once per completed walk."""
+        """Apply whatever was published since the last call; log once per completed walk.
+
+        Only the read (IPC to the Manager) runs off the event loop; the caches are written on the
+        loop, in chunks, because cachetools caches are not thread-safe and requests read them.
+        """
         walks = self._shared.walks.value  # read first: everything of those walks is in the log now
-        applied = 0
         load_started = self._clock()
+        applied = 0
         if self._reader.has_new():
             if before_serving:
                 # Nothing is served yet, so blocking the loop costs nobody; it saves a thread hop.
-                applied = self._read_and_apply()
+                restart, entries = self._reader.read_new()
+                self._apply(restart, entries)
             else:
-                applied = await asyncio.get_running_loop().run_in_executor(None, self._read_and_apply)
+                restart, entries = await asyncio.get_running_loop().run_in_executor(None, self._reader.read_new)
+                for start in range(0, len(entries), self.APPLY_CHUNK):
+                    self._apply(restart and start == 0, entries[start : start + self.APPLY_CHUNK])
+                    await asyncio.sleep(0)  # let requests in between chunks of a large replay
+            applied = len(entries)
         load_ms = round((self._clock() - load_started) * 1000, 1)
         if walks > self.walks_loaded:
             self.walks_loaded = walks

@@ -72,6 +72,9 @@ class ServerProcess:
     def wait_serving(self, timeout: float = 60.0) -> None:
         """Wait until every worker has finished starting (safe to signal after this)."""
         self.wait_for_log(r"worker serving worker=", max(self.workers, 1), timeout)
+        # Sanic's main process notices worker acks on a 0.1 s poll; a stop signal before it has seen
+        # them all makes it spin in wait_for_ack forever (sanic-multiworker-notes.md, Q6).
+        time.sleep(0.5)
 
     def get(self, path: str) -> httpx.Response:
         """GET on the kept-alive client; a connection to a worker that died is retried once."""

@@ -44,6 +44,12 @@ class TestExpiringCache:
         cache.update([(3, 3), (4, 4)])
         assert cache.maxsize == 5 and len(cache) == 4
 
+    def test_growth_is_at_least_geometric(self) -> None:
+        """Growing by one entry doubles the bound, so a slowly growing cache is rebuilt rarely."""
+        cache: ExpiringCache[int, int] = ExpiringCache(100, 100)
+        cache.resize(101)
+        assert cache.maxsize == 200
+
     def test_delete_reports_presence(self) -> None:
         """delete says whether the key was there."""
         cache: ExpiringCache[int, int] = ExpiringCache(2, 100)

@@ -150,12 +150,12 @@ class TestApply:
         assert 4080 not in releases.positive and rotation.get(2) is not None
 
     def test_replaying_the_compacted_log_does_not_inflate_the_bound(self) -> None:
-        """Re-applying the same 3 rows after a compaction keeps the bound at 1.25 x 3, not 1.25 x 6."""
+        """Re-applying the same 3 rows after a compaction sizes for 3 rows again, not for 6."""
         caches, _ = make_worker_caches([0.0])
         rows = [("row", i, "tier1", 5, None, 50.0) for i in range(3)]
         apply_entries(rows, caches)
         apply_entries(rows, caches, replay=True)
-        assert caches.rotation.maxsize == 3 and len(caches.rotation) == 3
+        assert caches.rotation.maxsize == 4 and len(caches.rotation) == 3  # 2 doubled once; 6 would give 8
 
     def test_invalidation_entries_drop_rows(self) -> None:
         """inv drops one row; inv_all drops every row."""

@@ -60,6 +60,7 @@ class Context:
     started_at: float
     # Main process only.
     warm_manager: Any
+    warm_folder: str
     host_warmer: HostWarmer
 
 

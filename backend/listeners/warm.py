@@ -12,6 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
+import shutil
+import tempfile
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -34,9 +37,14 @@ LISTENER_TASK = "rotation-invalidation"
 STOP_WAIT_S = 5.0
 
 
-def _create_shared() -> tuple[WarmShared, Any]:
+def _create_shared() -> tuple[WarmShared, Any, str]:
     ctx = multiprocessing.get_context("spawn")
     manager = ctx.Manager()
+    # A RAM-backed folder when there is one: the snapshot is read by every (re)starting worker.
+    folder = tempfile.mkdtemp(prefix="rotation-picker-warm-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+    path = os.path.join(folder, "snapshot.pickle").encode()
+    snapshot_path = ctx.Array("c", len(path) + 1)
+    snapshot_path.value = path  # type: ignore[attr-defined]  # "c" arrays have .value
     shared = WarmShared(
         log=manager.list(),
         status=manager.dict(status="idle"),
@@ -44,8 +52,9 @@ def _create_shared() -> tuple[WarmShared, Any]:
         epoch=ctx.Value("q", 0),
         published=ctx.Value("q", 0),
         walks=ctx.Value("q", 0),
+        snapshot_path=snapshot_path,
     )
-    return shared, manager
+    return shared, manager, folder
 
 
 def _register_main_process(app: App) -> None:
@@ -54,9 +63,10 @@ def _register_main_process(app: App) -> None:
         settings = app.ctx.settings
         if not settings.warm_enabled or not settings.database_url:
             return
-        shared, manager = await asyncio.get_running_loop().run_in_executor(None, _create_shared)
+        shared, manager, folder = await asyncio.get_running_loop().run_in_executor(None, _create_shared)
         shared.to_shared_ctx(app.shared_ctx)
         app.ctx.warm_manager = manager
+        app.ctx.warm_folder = folder
 
     @app.main_process_ready
     async def start_host_walk(app: App) -> None:
@@ -75,6 +85,9 @@ def _register_main_process(app: App) -> None:
         manager = getattr(app.ctx, "warm_manager", None)
         if manager is not None:  # only after the walk thread stopped writing to it
             manager.shutdown()
+        folder = getattr(app.ctx, "warm_folder", None)
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _register_worker(app: App) -> None:

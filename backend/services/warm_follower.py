@@ -69,9 +69,14 @@ class WarmFollower:
         walks = self._shared.walks.value  # read first: everything of those walks is in the log now
         load_started = self._clock()
         applied = 0
+        if before_serving:
+            # Nothing is served yet, so blocking the loop costs nobody; it saves a thread hop.
+            snapshot = self._reader.read_snapshot()
+            if snapshot is not None:
+                self._apply(True, snapshot)
+                applied += len(snapshot)
         if self._reader.has_new():
             if before_serving:
-                # Nothing is served yet, so blocking the loop costs nobody; it saves a thread hop.
                 restart, entries = self._reader.read_new()
                 self._apply(restart, entries)
             else:
@@ -79,7 +84,7 @@ class WarmFollower:
                 for start in range(0, len(entries), self.APPLY_CHUNK):
                     self._apply(restart and start == 0, entries[start : start + self.APPLY_CHUNK])
                     await asyncio.sleep(0)  # let requests in between chunks of a large replay
-            applied = len(entries)
+            applied += len(entries)
         load_ms = round((self._clock() - load_started) * 1000, 1)
         if walks > self.walks_loaded:
             self.walks_loaded = walks

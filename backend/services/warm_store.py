@@ -15,6 +15,8 @@ replays the log in order, so an invalidation published after a result always win
 from __future__ import annotations
 
 import logging
+import os
+import pickle
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -54,6 +56,9 @@ class WarmShared:
         epoch: bumped when the log is compacted (readers start over).
         published: entries appended so far in this epoch (readers poll it without IPC).
         walks: completed walks (workers log "warm" once per walk).
+        snapshot_path: bytes of a file path (a ``multiprocessing.Array("c")``); after each
+            compaction the log is also written there, so a starting worker loads it without a
+            round trip to the Manager process (which is slow while workers respawn). Empty: none.
     """
 
     log: Any
@@ -62,8 +67,15 @@ class WarmShared:
     epoch: _Counter
     published: _Counter
     walks: _Counter
+    snapshot_path: Any = None
 
-    FIELDS = ("log", "status", "lock", "epoch", "published", "walks")
+    FIELDS = ("log", "status", "lock", "epoch", "published", "walks", "snapshot_path")
+
+    def snapshot_file(self) -> str | None:
+        if self.snapshot_path is None:
+            return None
+        path = bytes(self.snapshot_path.value).decode()
+        return path or None
 
     def to_shared_ctx(self, shared_ctx: Any, prefix: str = "warm") -> None:
         for name in self.FIELDS:
@@ -151,7 +163,10 @@ class WarmLogWriter:
         self.publish([("inv_all",)])
 
     def compact(self, now: float) -> int:
-        """Rewrite the log as the latest live entry per key; readers start over. Returns its length."""
+        """Rewrite the log as the latest live entry per key; readers start over. Returns its length.
+
+        The compacted log is also written to the snapshot file (atomically replaced).
+        """
         s = self._shared
         with s.lock:
             entries = list(s.log)
@@ -159,7 +174,21 @@ class WarmLogWriter:
             s.log[:] = compacted
             s.epoch.value += 1
             s.published.value = len(compacted)
+            epoch = s.epoch.value
+        path = s.snapshot_file()
+        if path is not None:
+            _write_snapshot(path, (epoch, len(compacted), compacted))
         return len(compacted)
+
+
+def _write_snapshot(path: str, snapshot: tuple[int, int, list[Entry]]) -> None:
+    tmp = f"{path}.tmp"
+    try:
+        with open(tmp, "wb") as f:
+            pickle.dump(snapshot, f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+    except OSError as exc:  # the snapshot is an optimisation: the log is the truth
+        logger.warning("warm snapshot not written path=%s error=%r", path, exc)
 
 
 def compact_entries(entries: Sequence[Entry], now: float) -> list[Entry]:
@@ -188,6 +217,23 @@ class WarmLogReader:
         self._shared = shared
         self._epoch = -1
         self._offset = 0
+
+    def read_snapshot(self) -> list[Entry] | None:
+        """Load the latest compacted log from the snapshot file, without IPC; None if there is none.
+
+        The reader then continues from the snapshot's position; anything published after it (or a
+        newer compaction) shows up in :meth:`has_new` as usual.
+        """
+        path = self._shared.snapshot_file()
+        if path is None:
+            return None
+        try:
+            with open(path, "rb") as f:
+                epoch, published, entries = pickle.load(f)
+        except (OSError, EOFError, pickle.UnpicklingError, ValueError):
+            return None
+        self._epoch, self._offset = epoch, published
+        return list(entries)
 
     def has_new(self) -> bool:
         """Cheap check (shared memory, no IPC): anything published since the last read?"""

@@ -34,6 +34,13 @@ class Counter:
     value: int = 0
 
 
+@dataclass
+class Bytes:
+    """Stands in for multiprocessing.Array("c") (its .value is bytes)."""
+
+    value: bytes
+
+
 def make_shared() -> WarmShared:
     """Same interfaces as the Manager list/dict and mp.Value, in one process."""
     return WarmShared(log=[], status={}, lock=threading.Lock(), epoch=Counter(), published=Counter(), walks=Counter())
@@ -104,6 +111,25 @@ class TestWriterReader:
         assert writer.compact(now=50.0) == 2  # row 1 invalidated, row 3 expired
         restart, entries = reader.read_new()
         assert restart and sorted(entries) == sorted([("rel", 5, None, 100.0), ("row", 2, "tier1", 6, None, 100.0)])
+
+    def test_snapshot_file_lets_a_new_reader_start_without_the_manager(self, tmp_path: Any) -> None:
+        """After compaction a starting worker loads the file and is then caught up (nothing new)."""
+        shared = make_shared()
+        shared.snapshot_path = Bytes(str(tmp_path / "snap.pickle").encode())
+        writer = WarmLogWriter(shared)
+        writer.publish([("row", 1, "tier1", 5, None, 100.0), ("inv", 1), ("row", 2, "tier1", 6, None, 100.0)])
+        writer.compact(now=0.0)
+        reader = WarmLogReader(shared)
+        assert reader.read_snapshot() == [("row", 2, "tier1", 6, None, 100.0)]
+        assert not reader.has_new()
+        writer.publish([("inv", 2)])
+        assert reader.read_new() == (False, [("inv", 2)])
+
+    def test_no_snapshot_before_the_first_compaction(self, tmp_path: Any) -> None:
+        """Without a file the reader falls back to the log."""
+        shared = make_shared()
+        shared.snapshot_path = Bytes(str(tmp_path / "missing.pickle").encode())
+        assert WarmLogReader(shared).read_snapshot() is None
 
     def test_versions_detect_a_change_during_a_walk(self) -> None:
         """An invalidation (or invalidate_all) bumps the version a publisher compares against."""

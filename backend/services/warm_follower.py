@@ -67,7 +67,7 @@ class WarmFollower:
         loop, in chunks, because cachetools caches are not thread-safe and requests read them.
         """
         walks = self._shared.walks.value  # read first: everything of those walks is in the log now
-        load_started = self._clock()
+        load_started, cpu_started = self._clock(), time.process_time()
         applied = 0
         if before_serving:
             # Nothing is served yet, so blocking the loop costs nobody; it saves a thread hop.
@@ -75,6 +75,12 @@ class WarmFollower:
             if snapshot is not None:
                 self._apply(True, snapshot)
                 applied += len(snapshot)
+            logger.debug(
+                "%s snapshot worker=%s entries=%s",
+                LOG_PREFIX,
+                self._worker,
+                None if snapshot is None else len(snapshot),
+            )
         if self._reader.has_new():
             if before_serving:
                 restart, entries = self._reader.read_new()
@@ -86,6 +92,7 @@ class WarmFollower:
                     await asyncio.sleep(0)  # let requests in between chunks of a large replay
             applied += len(entries)
         load_ms = round((self._clock() - load_started) * 1000, 1)
+        load_cpu_ms = round((time.process_time() - cpu_started) * 1000, 1)
         if walks > self.walks_loaded:
             self.walks_loaded = walks
             elapsed_ms = round((self._clock() - self._started_at) * 1000)
@@ -93,7 +100,7 @@ class WarmFollower:
                 self.warm_after_ms = elapsed_ms
             logger.info(
                 "%s worker_warm: worker=%s walk=%d entries=%d rows=%d releases=%d sinceStartMs=%d loadMs=%s"
-                " beforeServing=%s",
+                " loadCpuMs=%s beforeServing=%s",
                 LOG_PREFIX,
                 self._worker,
                 walks,
@@ -102,6 +109,7 @@ class WarmFollower:
                 self.release_entries,
                 elapsed_ms,
                 load_ms,
+                load_cpu_ms,
                 str(before_serving).lower(),
             )
         return applied

@@ -11,18 +11,19 @@ from sanic import Sanic
 
 from backend import routes
 from backend.config import AppConfig
-from backend.context import App, Caches, Context
+from backend.context import App, Context
 from backend.listeners import db, lml, services, warm
 from backend.logging import setup_logging
 from backend.sentry import init_sentry
 from backend.services.caches import ExpiringCache
+from backend.services.warm_store import WorkerCaches
 
 logger = logging.getLogger(__name__)
 
 
-def build_caches(settings: AppConfig) -> Caches:
+def build_caches(settings: AppConfig) -> WorkerCaches:
     """The process-local caches, sized and timed from settings."""
-    return Caches(
+    return WorkerCaches(
         rotation=ExpiringCache(settings.rotation_cache_max, settings.rotation_cache_ttl_s),
         release_positive=ExpiringCache(settings.release_cache_max, settings.release_cache_ttl_s),
         release_negative=ExpiringCache(settings.release_cache_max, settings.release_negative_ttl_s),

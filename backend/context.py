@@ -14,37 +14,22 @@ if TYPE_CHECKING:
     from backend.clients.lml import LmlClient
     from backend.config import AppConfig
     from backend.db.rotation import RotationRepository
-    from backend.models import Tracklist
-    from backend.services.caches import ExpiringCache
     from backend.services.host_warm import HostWarmer
     from backend.services.invalidation import InvalidationListener
     from backend.services.lookup_coordinator import LookupCoordinator
     from backend.services.release_tracklists import ReleaseTracklistService
-    from backend.services.rotation_resolver import CachedAnswer, RotationResolver
+    from backend.services.rotation_resolver import RotationResolver
     from backend.services.rotation_tracks import RotationTracksService
     from backend.services.rotation_tracks_cache_warm import WarmState
     from backend.services.warm_follower import WarmFollower
-
-
-class Caches:
-    """The process-local caches. Built in the factory so they outlive one server start in tests."""
-
-    def __init__(
-        self,
-        rotation: ExpiringCache[int, CachedAnswer],
-        release_positive: ExpiringCache[int, Tracklist],
-        release_negative: ExpiringCache[int, bool],
-    ) -> None:
-        self.rotation = rotation
-        self.release_positive = release_positive
-        self.release_negative = release_negative
+    from backend.services.warm_store import WorkerCaches
 
 
 class Context:
     """Per-worker state. Resources are opened in listeners and closed on stop."""
 
     settings: AppConfig
-    caches: Caches
+    caches: WorkerCaches
     worker: str
     pool: asyncpg.Pool
     http: httpx.AsyncClient | None

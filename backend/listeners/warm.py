@@ -29,7 +29,7 @@ from backend.services.rotation_tracks_cache_warm import (
     start_rotation_tracks_cache_warm,
 )
 from backend.services.warm_follower import WarmFollower
-from backend.services.warm_store import WarmShared, WorkerCaches
+from backend.services.warm_store import WarmShared
 
 logger = logging.getLogger(__name__)
 
@@ -99,8 +99,7 @@ def _register_worker(app: App) -> None:
         shared = WarmShared.from_shared_ctx(app.shared_ctx)
         if shared is None:
             return
-        caches = WorkerCaches(ctx.caches.rotation, ctx.caches.release_positive, ctx.caches.release_negative)
-        follower = WarmFollower(shared, caches, worker=ctx.worker, started_at=ctx.started_at)
+        follower = WarmFollower(shared, ctx.caches, worker=ctx.worker, started_at=ctx.started_at)
         ctx.warm_follower = follower
         await follower.catch_up(before_serving=True)
 

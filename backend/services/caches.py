@@ -13,6 +13,9 @@ V = TypeVar("V")
 
 _MISSING = object()
 
+# Caches sized from a row count get this much headroom (they only ever grow).
+SIZE_HEADROOM = 1.25
+
 
 def _expiry(_key: object, entry: tuple[float, float, object], _now: float) -> float:
     return entry[0]
@@ -129,6 +132,10 @@ class ExpiringCache(Generic[K, V]):
         for key, entry in list(old.items()):  # least recently used first, so recency survives
             new[key] = entry
         self._cache = new
+
+    def grow_to_hold(self, entries: int) -> None:
+        """Grow the bound so ``entries`` fit with headroom (a walk sizes caches from its row count)."""
+        self.resize(int(entries * SIZE_HEADROOM))
 
     def stats(self) -> dict[str, int]:
         return {"size": len(self), "maxsize": self.maxsize, "evictions": self.evictions}

@@ -28,7 +28,7 @@ from backend.services.rotation_tracks_cache_warm import (
     walk_forever,
     warm_settings_from,
 )
-from backend.services.warm_store import SIZE_HEADROOM, Entry, WarmLogWriter, WarmShared, row_entries
+from backend.services.warm_store import Entry, WarmLogWriter, WarmShared, row_entries
 
 logger = logging.getLogger(__name__)
 
@@ -164,8 +164,8 @@ class HostWarmer:
         async def list_rows() -> list[int]:
             ids = await rows.active_ids_in_walk_order()
             # Size the caches from the row count so a large rotation never silently evicts.
-            resolver.cache.resize(int(len(ids) * SIZE_HEADROOM))
-            releases.positive.resize(int(len(ids) * SIZE_HEADROOM))
+            resolver.cache.grow_to_hold(len(ids))
+            releases.positive.grow_to_hold(len(ids))
             return ids
 
         async def resolve(rotation_id: int) -> Resolution:

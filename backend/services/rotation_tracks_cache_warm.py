@@ -418,8 +418,8 @@ def warm_deps_from(ctx: Any, *, fresh_after: float | None = None) -> WarmDeps:
     async def list_rows() -> list[int]:
         ids: list[int] = await ctx.rows.active_ids_in_walk_order()
         # Size the caches from the row count so a large rotation never silently evicts.
-        ctx.resolver.cache.resize(int(len(ids) * 1.25))
-        ctx.releases.positive.resize(int(len(ids) * 1.25))
+        ctx.resolver.cache.grow_to_hold(len(ids))
+        ctx.releases.positive.grow_to_hold(len(ids))
         return ids
 
     return WarmDeps(

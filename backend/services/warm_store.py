@@ -31,9 +31,6 @@ logger = logging.getLogger(__name__)
 Entry = tuple[Any, ...]
 WireTracks = tuple[tuple[str, str, "str | None", tuple[str, ...]], ...]
 
-# Caches are grown to hold every published row with this much headroom (never shrunk).
-SIZE_HEADROOM = 1.25
-
 
 class _Lock(Protocol):
     def __enter__(self) -> Any: ...
@@ -262,7 +259,10 @@ class ApplyResult:
 
 @dataclass
 class WorkerCaches:
-    """The caches a worker serves from (filled by live traffic and by replaying the log)."""
+    """A process's caches: filled by live traffic and by replaying the log.
+
+    Built once in the app factory, so they outlive one server start under test clients.
+    """
 
     rotation: ExpiringCache[int, CachedAnswer]
     release_positive: ExpiringCache[int, Tracklist]
@@ -272,8 +272,7 @@ class WorkerCaches:
 def _grow(cache: ExpiringCache[Any, Any], incoming: int, replay: bool) -> None:
     # A replay of the compacted log re-sends keys the cache already holds: size for the larger
     # of the two, not their sum, or every compaction would inflate the bound.
-    needed = max(len(cache), incoming) if replay else len(cache) + incoming
-    cache.resize(int(needed * SIZE_HEADROOM))
+    cache.grow_to_hold(max(len(cache), incoming) if replay else len(cache) + incoming)
 
 
 def apply_entries(

@@ -10,6 +10,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import quote_plus
 
+from backend.services.lookup_coordinator import normalize_part
+from backend.services.rotation_resolver import is_various_artists
+
 CATALOG_SEED = 20260822
 """Seed of the catalog's private ``random.Random``; changing it reshuffles every name and id."""
 
@@ -78,17 +81,6 @@ _KILLED_KINDS: tuple[str, ...] = (
     TIER1, TIER2, NO_MATCH, NO_MATCH, FALLBACK, VARIOUS_ARTISTS,
 )  # fmt: skip
 
-_NULL_KEY = "∅"
-_WHITESPACE = re.compile(r"\s+")
-_VA_PATTERNS = (re.compile(r"^v[\s./]*a\.?$"), re.compile(r"^various\s+art"), re.compile(r"^var\.?\s+art"))
-
-
-def _normalise(value: str | None) -> str:
-    if value is None:
-        return _NULL_KEY
-    text = _WHITESPACE.sub(" ", value.strip()).lower()
-    return text or _NULL_KEY
-
 
 def lookup_key(artist: str | None, album: str | None) -> str:
     """Return the LML fixture key for an (artist, album) lookup.
@@ -103,22 +95,11 @@ def lookup_key(artist: str | None, album: str | None) -> str:
     Returns:
         ``"<artist>|<album>"`` in normalised form.
     """
-    return f"{_normalise(artist)}|{_normalise(album)}"
+    return f"{normalize_part(artist)}|{normalize_part(album)}"
 
 
-def is_various_artists_name(name: str | None) -> bool:
-    """Tell whether an artist name means "Various Artists" (upstream ``isVariousArtistsName``).
-
-    Args:
-        name: A rotation row's artist name.
-
-    Returns:
-        True for names such as ``Various Artists``, ``V/A``, ``V.A.``, ``various``, ``Var. Artists``.
-    """
-    text = (name or "").strip().lower()
-    if not text:
-        return False
-    return text == "various" or any(p.search(text) for p in _VA_PATTERNS)
+# The resolver's own rule: the demo must look rows up exactly as the service will.
+is_various_artists_name = is_various_artists
 
 
 @dataclass(frozen=True)

@@ -99,15 +99,6 @@ class ReleaseTracklistService:
         self.positive.set(release_id, tracks)
         return ReleaseFetch(ReleaseOutcome.FETCHED, tracks)
 
-    def load(self, positives: dict[int, Tracklist], negatives: set[int]) -> None:
-        """Bulk-insert results computed elsewhere (the host walk)."""
-        self.positive.update(positives.items())
-        self.negative.update((rid, True) for rid in negatives)
-
-    def invalidate(self, release_id: int) -> None:
-        self.positive.delete(release_id)
-        self.negative.delete(release_id)
-
     async def aclose(self) -> None:
         """Cancel in-flight fetches (shutdown)."""
         tasks = list(self._inflight.values())

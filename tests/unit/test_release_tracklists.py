@@ -86,9 +86,7 @@ class TestFetch:
 
     async def test_other_errors_propagate_and_are_not_cached(self) -> None:
         """A 5xx reaches the caller and the retry goes back to LML."""
-        source = FakeReleases(
-            [LmlUnavailableError("LML responded with 503: Service Unavailable"), make_release()]
-        )
+        source = FakeReleases([LmlUnavailableError("LML responded with 503: Service Unavailable"), make_release()])
         service = make_service(source)
         with pytest.raises(LmlUnavailableError):
             await service.fetch(4080)
@@ -120,13 +118,3 @@ class TestFetch:
         gate.set()
         assert (await second).tracks is not None
         assert first.cancelled()
-
-    async def test_load_and_invalidate(self) -> None:
-        """Bulk-loaded results answer without LML; invalidation forgets them."""
-        source = FakeReleases([make_release()])
-        service = make_service(source)
-        service.load({4080: ()}, {5})
-        assert (await service.fetch(4080)).outcome is ReleaseOutcome.CACHE_HIT
-        assert (await service.fetch(5)).outcome is ReleaseOutcome.NEGATIVE_HIT
-        service.invalidate(4080)
-        assert (await service.fetch(4080)).outcome is ReleaseOutcome.FETCHED

@@ -56,8 +56,10 @@ def open_fresh(server: ServerProcess, path: str) -> tuple[int, str, Any]:
         conn.close()
 
 
-def wait_host_walks(server: ServerProcess, walks: int = 1, timeout: float = 120.0) -> dict[str, Any]:
-    """Wait until the host has completed ``walks`` walks and every worker logged being warm."""
+def wait_host_walks(
+    server: ServerProcess, walks: int = 1, timeout: float = 120.0, warm_workers: int | None = None
+) -> dict[str, Any]:
+    """Wait until the host has completed ``walks`` walks and ``warm_workers`` (default: all) logged warm."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         warm = server.ready()["warm"]
@@ -66,7 +68,8 @@ def wait_host_walks(server: ServerProcess, walks: int = 1, timeout: float = 120.
         time.sleep(0.1)
     else:
         raise TimeoutError(server.text()[-3000:])
-    server.wait_for_log(rf"worker_warm: worker=\S+ walk={walks} ", max(server.workers, 1), timeout)
+    expected = max(server.workers, 1) if warm_workers is None else warm_workers
+    server.wait_for_log(rf"worker_warm: worker=\S+ walk={walks} ", expected, timeout)
     return warm  # type: ignore[no-any-return]
 
 
@@ -206,7 +209,7 @@ class TestWalkSurvivesWorkers:
                 time.sleep(0.05)
             victim_name, victim_pid = sorted(server.worker_pids().items())[0]
             os.kill(victim_pid, signal.SIGKILL)
-            warm = wait_host_walks_for_survivor(server)
+            warm = wait_host_walks(server, warm_workers=1)  # the survivor
             assert warm["status"] == "done"
             keys = fake.stats()["lookup_keys"]
             assert len(keys) == len(set(keys)) and set(keys) == expected_lookup_keys(catalog)
@@ -217,17 +220,6 @@ class TestWalkSurvivesWorkers:
             assert fake.stats()["counts"]["release"] == 0
         finally:
             server.stop()
-
-
-def wait_host_walks_for_survivor(server: ServerProcess, timeout: float = 120.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        warm = server.ready()["warm"]
-        if int(warm.get("walks") or 0) >= 1:
-            server.wait_for_log(r"worker_warm: worker=\S+ walk=1 ", 1, timeout)
-            return warm  # type: ignore[no-any-return]
-        time.sleep(0.1)
-    raise TimeoutError(server.text()[-3000:])
 
 
 class TestHostBudget:

@@ -100,7 +100,6 @@ class AppConfig:
 
     # PostgreSQL DSN. Unset means the server cannot start (``python server.py`` sets it).
     database_url: str | None = None
-    db_pool_min: int = 1
     db_pool_max: int = 10
     db_command_timeout_ms: int = 10_000
     # Apply pending migrations at startup (once, in the main process).
@@ -171,7 +170,6 @@ class AppConfig:
         d = cls()
         return cls(
             database_url=db_url,
-            db_pool_min=_int_setting(env, "DB_POOL_MIN", d.db_pool_min, w),
             db_pool_max=_int_setting(env, "DB_POOL_MAX", d.db_pool_max, w),
             db_command_timeout_ms=_int_setting(env, "DB_COMMAND_TIMEOUT_MS", d.db_command_timeout_ms, w),
             migrate_on_start=_bool_setting(env, "MIGRATE_ON_START", d.migrate_on_start, w),

@@ -208,7 +208,12 @@ class AuthIssuer:
         key = self.current_key(alg)
         now = int(time.time())
         payload: dict[str, Any] = {
-            "iss": self.issuer, "aud": self.audience, "iat": now, "exp": int(now + ttl_s), "sub": sub, "role": role,
+            "iss": self.issuer,
+            "aud": self.audience,
+            "iat": now,
+            "exp": int(now + ttl_s),
+            "sub": sub,
+            "role": role,
         }
         payload.update(claims)
         payload = {name: value for name, value in payload.items() if value is not None}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -70,7 +71,10 @@ def _non_empty_str(value: object) -> str | None:
 
 
 def _number(value: object) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    """A finite JSON number (NaN or Infinity would never expire), else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
 
 
 def parse_bearer(authorization: str | None) -> str:
@@ -135,7 +139,8 @@ class Authenticator:
         if s.dev_bypass_active:
             logger.warning(
                 "AUTH DEV BYPASS ACTIVE: any Bearer token is accepted as role=%s app_env=%s; never use in production",
-                DEV_BYPASS_ROLE, s.app_env,
+                DEV_BYPASS_ROLE,
+                s.app_env,
             )
         elif s.configured:
             logger.info("auth configured issuer=%s audience=%s jwks_url=%s", s.issuer, s.audience, s.jwks_url)

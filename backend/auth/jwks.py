@@ -169,7 +169,10 @@ class JwksCache:
             self._last_error = f"{type(exc).__name__}: {exc}"
             logger.warning(
                 "jwks fetch failed url=%s error=%s cached_keys=%d ms=%d",
-                self._url, self._last_error, len(self._keys or ()), (time.perf_counter() - started) * 1000,
+                self._url,
+                self._last_error,
+                len(self._keys or ()),
+                (time.perf_counter() - started) * 1000,
             )
             return
         keys = []
@@ -180,6 +183,4 @@ class JwksCache:
                 kid = entry.get("kid") if isinstance(entry, dict) else None
                 logger.warning("jwks key skipped index=%d kid=%r reason=%s", index, kid, exc)
         self._keys, self._fetched_at, self._last_error = tuple(keys), now, None
-        logger.info(
-            "jwks fetched url=%s keys=%d ms=%d", self._url, len(keys), (time.perf_counter() - started) * 1000
-        )
+        logger.info("jwks fetched url=%s keys=%d ms=%d", self._url, len(keys), (time.perf_counter() - started) * 1000)

@@ -3,14 +3,33 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from sentry_sdk.utils import BadDsn, Dsn
 
-class ConfigError(ValueError):
-    """A required setting is missing or malformed; the message names the key."""
+from backend.auth.settings import AuthSettings, auth_settings_from_env
+from backend.db.schemas import Schemas
+from backend.envparse import (
+    LOG_FORMATS,
+    LOG_LEVELS,
+    ConfigError,
+    bool_setting,
+    choice_setting,
+    float_setting,
+    int_setting,
+    text_setting,
+    url_setting,
+)
+
+__all__ = ["AppConfig", "ConfigError", "Secret", "validate_database_url"]
+
+
+_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
 class Secret:
@@ -37,39 +56,6 @@ class Secret:
         return hash(self._value)
 
 
-def _int_setting(env: Mapping[str, str], name: str, default: int, warnings: list[str], *, minimum: int = 1) -> int:
-    """Parse a tuning integer; a bad value warns (naming the key) and falls back to the default."""
-    raw = env.get(name)
-    if raw is None:
-        return default
-    text = raw.strip()
-    if text == "":
-        warnings.append(f"{name} is empty; using default {default}")
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        warnings.append(f"{name}={raw!r} is not an integer; using default {default}")
-        return default
-    if value < minimum:
-        warnings.append(f"{name}={raw!r} must be >= {minimum}; using default {default}")
-        return default
-    return value
-
-
-def _bool_setting(env: Mapping[str, str], name: str, default: bool, warnings: list[str]) -> bool:
-    raw = env.get(name)
-    if raw is None:
-        return default
-    text = raw.strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    warnings.append(f"{name}={raw!r} is not a boolean; using default {default}")
-    return default
-
-
 def validate_database_url(url: str) -> str:
     """Check that ``url`` is a PostgreSQL DSN asyncpg can use, or raise ConfigError."""
     parts = urlsplit(url)
@@ -84,25 +70,54 @@ def validate_database_url(url: str) -> str:
     return url
 
 
-def _url_setting(env: Mapping[str, str], name: str) -> str | None:
+def _identifier_setting(env: Mapping[str, str], name: str, default: str) -> str:
+    """A PostgreSQL schema name: plain lower-case identifiers only, so it can go into SQL unquoted."""
     raw = (env.get(name) or "").strip()
     if not raw:
-        return None
-    parts = urlsplit(raw)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigError(f"{name} must be an http(s) URL, got {raw!r}")
+        return default
+    if not _IDENTIFIER.fullmatch(raw):
+        raise ConfigError(f"{name} must be a lower-case SQL identifier ([a-z_][a-z0-9_]*), got {raw!r}")
     return raw
+
+
+def _origins_setting(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Comma-separated browser origins (scheme://host[:port]); none means no CORS headers at all."""
+    origins: list[str] = []
+    for item in (env.get(name) or "").split(","):
+        text = item.strip().rstrip("/")
+        if not text:
+            continue
+        parts = urlsplit(text)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path or parts.query:
+            raise ConfigError(f"{name} must list origins like https://dj.wxyc.org, got {item.strip()!r}")
+        origins.append(f"{parts.scheme}://{parts.netloc}".lower())
+    return tuple(origins)
+
+
+def _sentry_dsn(env: Mapping[str, str]) -> Secret | None:
+    raw = (env.get("SENTRY_DSN") or "").strip()
+    if not raw:
+        return None
+    try:
+        Dsn(raw)
+    except BadDsn as exc:
+        raise ConfigError(f"SENTRY_DSN is malformed: {exc}") from None
+    return Secret(raw)
 
 
 @dataclass(frozen=True)
 class AppConfig:
     """Every setting of the service. Build it with :meth:`from_env` or directly in tests."""
 
-    # PostgreSQL DSN. Unset means the server cannot start (``python server.py`` sets it).
+    # PostgreSQL DSN. Unset means the server cannot start (``./scripts/serve`` sets it).
     database_url: str | None = None
     db_pool_max: int = 10
     db_command_timeout_ms: int = 10_000
-    # Apply pending migrations at startup (once, in the main process).
+    # The station's schema (adopted, never changed) and this service's own schema.
+    station_schema: str = "wxyc_schema"
+    service_schema: str = "rotation_picker"
+    # Apply pending migrations of the service's own schema at startup (needs the privileges of
+    # ``python -m backend migrate``; a least-privilege role only checks that they were applied).
     migrate_on_start: bool = True
 
     # LML base URL; unset means LML is unconfigured and tier 3 is skipped.
@@ -110,6 +125,7 @@ class AppConfig:
     lml_api_key: Secret | None = None
     lml_max_concurrent: int = 5
     lml_rate_per_min: int = 50
+    lml_live_reserve: int = 3
     lml_queue_wait_ms: int = 5_000
     lml_breaker_threshold: int = 5
     lml_breaker_open_ms: int = 30_000
@@ -119,26 +135,37 @@ class AppConfig:
     # Caches.
     rotation_cache_max: int = 500
     release_cache_max: int = 500
+    cold_cache_max: int = 1_000
     rotation_cache_ttl_s: int = 86_400
     release_cache_ttl_s: int = 86_400
     release_negative_ttl_s: int = 600
     lookup_cache_ttl_s: int = 300
 
-    # Boot warmer.
+    # The warm walk.
     warm_enabled: bool = True
     warm_pass_budget_ms: int = 1_800_000
     warm_per_row_pause_budget_ms: int = 600_000
     warm_live_activity_lookback_s: int = 60
     warm_live_activity_pause_ms: int = 30_000
-    warm_db_retry_ms: int = 300_000
-    warm_refresh_interval_s: int = 72_000
+    warm_pass_interval_s: int = 900
+    warm_refresh_ahead_s: int = 7_200
+    warm_retry_max_s: int = 60
 
+    # Station JWTs (BETTER_AUTH_*), and the development bypass.
+    auth: AuthSettings = field(default_factory=AuthSettings)
+
+    # HTTP edge.
+    cors_origins: tuple[str, ...] = ()
+    drain_timeout_s: int = 5
+    access_log: bool = False
     # Expose /_bench/floor (benchmarks only).
     bench_routes: bool = False
 
     sentry_dsn: Secret | None = None
     sentry_environment: str = "development"
+    sentry_traces_sample_rate: float = 0.0
     log_level: str = "INFO"
+    log_format: str = "text"
     app_name: str = "rotation_picker"
 
     # Problems found while parsing tuning variables; logged once logging is set up.
@@ -149,6 +176,14 @@ class AppConfig:
         """Whether tier 3 and release fetches can run at all."""
         return self.lml_url is not None
 
+    @property
+    def schemas(self) -> Schemas:
+        return Schemas(self.station_schema, self.service_schema)
+
+    @property
+    def log_level_number(self) -> int:
+        return int(logging.getLevelName(self.log_level))
+
     def replace(self, **changes: object) -> AppConfig:
         """Return a copy with ``changes`` applied (tests and the demo use this)."""
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
@@ -158,7 +193,7 @@ class AppConfig:
         """Read the configuration from ``env`` (default: ``os.environ``).
 
         Raises:
-            ConfigError: DATABASE_URL, LIBRARY_METADATA_URL or SENTRY_DSN is malformed.
+            ConfigError: a URL, DSN, schema name or origin list is malformed.
         """
         env = os.environ if env is None else env
         w: list[str] = []
@@ -166,44 +201,60 @@ class AppConfig:
         if db_url is not None:
             validate_database_url(db_url)
         api_key = (env.get("LML_API_KEY") or "").strip()
-        dsn = (env.get("SENTRY_DSN") or "").strip()
         d = cls()
+        station = _identifier_setting(env, "WXYC_SCHEMA_NAME", d.station_schema)
+        service = _identifier_setting(env, "ROTATION_PICKER_SCHEMA_NAME", d.service_schema)
+        if station == service:
+            raise ConfigError("ROTATION_PICKER_SCHEMA_NAME must differ from WXYC_SCHEMA_NAME")
+
+        def num(name: str, default: int, *, minimum: int = 1) -> int:
+            return int_setting(env, name, default, w, minimum=minimum)
+
         return cls(
             database_url=db_url,
-            db_pool_max=_int_setting(env, "DB_POOL_MAX", d.db_pool_max, w),
-            db_command_timeout_ms=_int_setting(env, "DB_COMMAND_TIMEOUT_MS", d.db_command_timeout_ms, w),
-            migrate_on_start=_bool_setting(env, "MIGRATE_ON_START", d.migrate_on_start, w),
-            lml_url=_url_setting(env, "LIBRARY_METADATA_URL"),
+            db_pool_max=num("DB_POOL_MAX", d.db_pool_max),
+            db_command_timeout_ms=num("DB_COMMAND_TIMEOUT_MS", d.db_command_timeout_ms),
+            station_schema=station,
+            service_schema=service,
+            migrate_on_start=bool_setting(env, "MIGRATE_ON_START", d.migrate_on_start, w),
+            lml_url=url_setting(env, "LIBRARY_METADATA_URL"),
             lml_api_key=Secret(api_key) if api_key else None,
-            lml_max_concurrent=_int_setting(env, "LML_CLIENT_MAX_CONCURRENT", d.lml_max_concurrent, w),
-            lml_rate_per_min=_int_setting(env, "LML_CLIENT_RATE_PER_MIN", d.lml_rate_per_min, w),
-            lml_queue_wait_ms=_int_setting(env, "LML_LIMITER_MAX_QUEUE_WAIT_MS", d.lml_queue_wait_ms, w),
-            lml_breaker_threshold=_int_setting(env, "LML_BREAKER_FAILURE_THRESHOLD", d.lml_breaker_threshold, w),
-            lml_breaker_open_ms=_int_setting(env, "LML_BREAKER_OPEN_MS", d.lml_breaker_open_ms, w),
-            lml_lookup_timeout_ms=_int_setting(env, "LML_LOOKUP_TIMEOUT_MS", d.lml_lookup_timeout_ms, w),
-            lml_release_timeout_ms=_int_setting(env, "LML_RELEASE_TIMEOUT_MS", d.lml_release_timeout_ms, w),
-            rotation_cache_max=_int_setting(env, "ROTATION_CACHE_MAX", d.rotation_cache_max, w),
-            release_cache_max=_int_setting(env, "RELEASE_CACHE_MAX", d.release_cache_max, w),
-            rotation_cache_ttl_s=_int_setting(env, "ROTATION_CACHE_TTL_S", d.rotation_cache_ttl_s, w),
-            release_cache_ttl_s=_int_setting(env, "RELEASE_CACHE_TTL_S", d.release_cache_ttl_s, w),
-            release_negative_ttl_s=_int_setting(env, "RELEASE_NEGATIVE_TTL_S", d.release_negative_ttl_s, w),
-            lookup_cache_ttl_s=_int_setting(env, "LML_LOOKUP_CACHE_TTL_S", d.lookup_cache_ttl_s, w),
-            warm_enabled=_bool_setting(env, "WARM_ENABLED", d.warm_enabled, w),
-            warm_pass_budget_ms=_int_setting(env, "WARM_PASS_BUDGET_MS", d.warm_pass_budget_ms, w),
-            warm_per_row_pause_budget_ms=_int_setting(
-                env, "WARM_PER_ROW_PAUSE_BUDGET_MS", d.warm_per_row_pause_budget_ms, w
+            lml_max_concurrent=num("LML_CLIENT_MAX_CONCURRENT", d.lml_max_concurrent),
+            lml_rate_per_min=num("LML_CLIENT_RATE_PER_MIN", d.lml_rate_per_min),
+            lml_live_reserve=num("LML_LIVE_RESERVE", d.lml_live_reserve, minimum=0),
+            lml_queue_wait_ms=num("LML_LIMITER_MAX_QUEUE_WAIT_MS", d.lml_queue_wait_ms),
+            lml_breaker_threshold=num("LML_BREAKER_FAILURE_THRESHOLD", d.lml_breaker_threshold),
+            lml_breaker_open_ms=num("LML_BREAKER_OPEN_MS", d.lml_breaker_open_ms),
+            lml_lookup_timeout_ms=num("LML_LOOKUP_TIMEOUT_MS", d.lml_lookup_timeout_ms),
+            lml_release_timeout_ms=num("LML_RELEASE_TIMEOUT_MS", d.lml_release_timeout_ms),
+            rotation_cache_max=num("ROTATION_CACHE_MAX", d.rotation_cache_max),
+            release_cache_max=num("RELEASE_CACHE_MAX", d.release_cache_max),
+            cold_cache_max=num("COLD_CACHE_MAX", d.cold_cache_max),
+            rotation_cache_ttl_s=num("ROTATION_CACHE_TTL_S", d.rotation_cache_ttl_s),
+            release_cache_ttl_s=num("RELEASE_CACHE_TTL_S", d.release_cache_ttl_s),
+            release_negative_ttl_s=num("RELEASE_NEGATIVE_TTL_S", d.release_negative_ttl_s),
+            lookup_cache_ttl_s=num("LML_LOOKUP_CACHE_TTL_S", d.lookup_cache_ttl_s),
+            warm_enabled=bool_setting(env, "WARM_ENABLED", d.warm_enabled, w),
+            warm_pass_budget_ms=num("WARM_PASS_BUDGET_MS", d.warm_pass_budget_ms),
+            warm_per_row_pause_budget_ms=num("WARM_PER_ROW_PAUSE_BUDGET_MS", d.warm_per_row_pause_budget_ms),
+            warm_live_activity_lookback_s=num(
+                "WARM_LIVE_ACTIVITY_LOOKBACK_SECONDS", d.warm_live_activity_lookback_s, minimum=0
             ),
-            warm_live_activity_lookback_s=_int_setting(
-                env, "WARM_LIVE_ACTIVITY_LOOKBACK_SECONDS", d.warm_live_activity_lookback_s, w, minimum=0
+            warm_live_activity_pause_ms=num("WARM_LIVE_ACTIVITY_PAUSE_MS", d.warm_live_activity_pause_ms, minimum=0),
+            warm_pass_interval_s=num("WARM_PASS_INTERVAL_S", d.warm_pass_interval_s),
+            warm_refresh_ahead_s=num("WARM_REFRESH_AHEAD_S", d.warm_refresh_ahead_s, minimum=0),
+            warm_retry_max_s=num("WARM_RETRY_MAX_S", d.warm_retry_max_s),
+            auth=auth_settings_from_env(env, w),
+            cors_origins=_origins_setting(env, "FRONTEND_SOURCE"),
+            drain_timeout_s=num("DRAIN_TIMEOUT_S", d.drain_timeout_s, minimum=0),
+            access_log=bool_setting(env, "ACCESS_LOG", d.access_log, w),
+            bench_routes=bool_setting(env, "BENCH_ROUTES", d.bench_routes, w),
+            sentry_dsn=_sentry_dsn(env),
+            sentry_environment=text_setting(env, "SENTRY_ENVIRONMENT", d.sentry_environment, w),
+            sentry_traces_sample_rate=float_setting(
+                env, "SENTRY_TRACES_SAMPLE_RATE", d.sentry_traces_sample_rate, w, minimum=0.0, maximum=1.0
             ),
-            warm_live_activity_pause_ms=_int_setting(
-                env, "WARM_LIVE_ACTIVITY_PAUSE_MS", d.warm_live_activity_pause_ms, w, minimum=0
-            ),
-            warm_db_retry_ms=_int_setting(env, "WARM_DB_RETRY_MS", d.warm_db_retry_ms, w, minimum=0),
-            warm_refresh_interval_s=_int_setting(env, "WARM_REFRESH_INTERVAL_S", d.warm_refresh_interval_s, w),
-            bench_routes=_bool_setting(env, "BENCH_ROUTES", d.bench_routes, w),
-            sentry_dsn=Secret(dsn) if dsn else None,
-            sentry_environment=(env.get("SENTRY_ENVIRONMENT") or d.sentry_environment).strip(),
-            log_level=(env.get("LOG_LEVEL") or d.log_level).strip().upper(),
+            log_level=choice_setting(env, "LOG_LEVEL", d.log_level, LOG_LEVELS, w, upper=True),
+            log_format=choice_setting(env, "LOG_FORMAT", d.log_format, LOG_FORMATS, w, upper=False),
             warnings=tuple(w),
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sanic import Sanic
 from sanic.config import Config
@@ -11,42 +11,36 @@ if TYPE_CHECKING:
     import asyncpg
     import httpx
 
-    from backend.clients.lml import LmlClient
+    from backend.auth import Authenticator
+    from backend.clients.host_budget import HostBudgetShared
     from backend.config import AppConfig
-    from backend.db.rotation import RotationRepository
-    from backend.services.host_warm import HostWarmer
-    from backend.services.invalidation import InvalidationListener
-    from backend.services.lookup_coordinator import LookupCoordinator
-    from backend.services.release_tracklists import ReleaseTracklistService
-    from backend.services.rotation_resolver import RotationResolver
-    from backend.services.rotation_tracks import RotationTracksService
-    from backend.services.rotation_tracks_cache_warm import WarmState
-    from backend.services.warm_follower import WarmFollower
-    from backend.services.warm_store import WorkerCaches
+    from backend.db.gate import SchemaState
+    from backend.services.caches import Caches
+    from backend.services.graph import Services
+    from backend.warm.follower import AnswerFollower
+    from backend.warm.hints import HintListener
+    from backend.warm.host import HostWalker
 
 
 class Context:
-    """Per-worker state. Resources are opened in listeners and closed on stop."""
+    """Per-process state. Resources are opened in listeners and closed on stop."""
 
     settings: AppConfig
-    caches: WorkerCaches
+    caches: Caches
     worker: str
-    pool: asyncpg.Pool
-    http: httpx.AsyncClient | None
-    lml: LmlClient
-    rows: RotationRepository
-    coordinator: LookupCoordinator
-    resolver: RotationResolver
-    releases: ReleaseTracklistService
-    picker: RotationTracksService
-    warm_state: WarmState
-    warm_follower: WarmFollower | None
-    invalidation: InvalidationListener
     started_at: float
+    draining: bool
+    pool: asyncpg.Pool
+    services: Services
+    follower: AnswerFollower
+    hints: HintListener
+    auth: Authenticator
+    auth_http: httpx.AsyncClient
+    schema_probe: tuple[float, SchemaState]
     # Main process only.
-    warm_manager: Any
-    warm_folder: str
-    host_warmer: HostWarmer
+    schema_state: SchemaState
+    host_walker: HostWalker | None
+    budget: HostBudgetShared | None
 
 
 App = Sanic[Config, Context]

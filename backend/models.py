@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+import hashlib
+import json
+from typing import NamedTuple
 
 
 class RotationTrack(NamedTuple):
-    """One picker row: the wire shape the DJ web app reads (``RotationTrack`` in dj-site).
-
-    A NamedTuple rather than a frozen dataclass: just as immutable, and several times cheaper to
-    build, which matters when a restarted worker loads thousands of tracks before serving.
-    """
+    """One picker row: the wire shape the DJ web app reads (``RotationTrack`` in dj-site)."""
 
     position: str
     title: str
     duration: str | None
     artists: tuple[str, ...]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "position": self.position,
-            "title": self.title,
-            "duration": self.duration,
-            "artists": list(self.artists),
-        }
 
 
 Tracklist = tuple[RotationTrack, ...]
@@ -40,5 +30,37 @@ def with_artist_fallback(tracks: Tracklist | None, fallback: str | None) -> Trac
     return tuple(t if t.artists else t._replace(artists=fill) for t in tracks)
 
 
-def tracklist_to_json(tracks: Tracklist) -> list[dict[str, Any]]:
-    return [t.to_json() for t in tracks]
+def weak_etag(body: bytes) -> str:
+    """A weak validator for ``body`` (what Express sends by default, so the web app handles 304s)."""
+    return f'W/"{hashlib.blake2b(body, digest_size=8).hexdigest()}"'
+
+
+class TrackBody(NamedTuple):
+    """A tracklist as served: the exact JSON body and its weak ETag, built once and shared.
+
+    Warm answers are kept in this form, so a warm open serialises nothing, and this is also the
+    form persisted in PostgreSQL (``tracks`` columns hold ``json`` as text).
+    """
+
+    json: bytes
+    etag: str
+
+    @classmethod
+    def of_json(cls, text: str) -> TrackBody:
+        body = text.encode()
+        return cls(body, weak_etag(body))
+
+    @property
+    def text(self) -> str:
+        return self.json.decode()
+
+
+def tracks_body(tracks: Tracklist) -> TrackBody:
+    """Serialise ``tracks`` to the wire shape ``[{position, title, duration, artists}]``."""
+    items = [
+        {"position": t.position, "title": t.title, "duration": t.duration, "artists": list(t.artists)} for t in tracks
+    ]
+    return TrackBody.of_json(json.dumps(items, ensure_ascii=False, separators=(",", ":")))
+
+
+EMPTY_BODY = TrackBody.of_json("[]")

@@ -17,6 +17,6 @@ def init_sentry(config: AppConfig) -> bool:
         environment=config.sentry_environment,
         integrations=[SanicIntegration()],
         send_default_pii=False,
-        traces_sample_rate=0.0,
+        traces_sample_rate=config.sentry_traces_sample_rate,
     )
     return True

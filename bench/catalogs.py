@@ -7,8 +7,8 @@ import datetime
 import math
 from dataclasses import dataclass
 
-from backend.devtools import demo_catalog as dc
-from backend.devtools.demo_catalog import (
+from devtools import demo_catalog as dc
+from devtools.demo_catalog import (
     DemoCatalog,
     LibraryAlbum,
     LookupFixture,

@@ -9,7 +9,7 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
-from backend.devtools.lml_fake import LmlFake
+from devtools.lml_fake import LmlFake
 from bench.catalogs import KINDS, CatalogSpec
 
 

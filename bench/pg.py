@@ -17,8 +17,8 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from backend.db.migrate import migrate
-from backend.devtools.demo_catalog import DemoCatalog
-from backend.devtools.seed import seed_demo
+from devtools.demo_catalog import DemoCatalog
+from devtools.seed import seed_demo
 
 logger = logging.getLogger("bench")
 

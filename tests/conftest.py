@@ -20,9 +20,9 @@ from backend.app import create_app
 from backend.config import AppConfig
 from backend.context import App
 from backend.db.migrate import migrate
-from backend.devtools.demo_catalog import DemoCatalog, build_demo_catalog
-from backend.devtools.lml_fake import LmlFake
-from backend.devtools.seed import seed_demo
+from devtools.demo_catalog import DemoCatalog, build_demo_catalog
+from devtools.lml_fake import LmlFake
+from devtools.seed import seed_demo
 
 Sanic.test_mode = True  # many apps per session, each built by create_app
 

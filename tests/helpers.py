@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from backend.devtools.demo_catalog import DemoCatalog
+from devtools.demo_catalog import DemoCatalog
 
 
 def row_id(catalog: DemoCatalog, outcome: str, n: int = 0, *, active: bool = True) -> int:

@@ -133,6 +133,13 @@ class Authenticator:
         """Whether any Bearer token is accepted unchecked (AUTH_DEV_BYPASS in a development APP_ENV)."""
         return self._settings.dev_bypass_active
 
+    @property
+    def mode(self) -> str:
+        """``bypass``, ``jwks`` or ``unconfigured`` (readiness reports it)."""
+        if self._settings.dev_bypass_active:
+            return "bypass"
+        return "jwks" if self._settings.configured else "unconfigured"
+
     def log_startup(self) -> None:
         """Log how requests are authenticated; a loud WARNING while the dev bypass is on (call at every start)."""
         s = self._settings

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from backend.config import ConfigError, _bool_setting, _int_setting, _url_setting
+from backend.envparse import ConfigError, bool_setting, int_setting, url_setting
 
 # APP_ENV values in which AUTH_DEV_BYPASS may take effect. Anything else (or unset) is production.
 DEV_MODES = frozenset({"development", "test"})
@@ -62,13 +62,13 @@ def auth_settings_from_env(env: Mapping[str, str], warnings: list[str]) -> AuthS
     required = {
         "BETTER_AUTH_ISSUER": _text_setting(env, "BETTER_AUTH_ISSUER"),
         "BETTER_AUTH_AUDIENCE": _text_setting(env, "BETTER_AUTH_AUDIENCE"),
-        "BETTER_AUTH_JWKS_URL": _url_setting(env, "BETTER_AUTH_JWKS_URL"),
+        "BETTER_AUTH_JWKS_URL": url_setting(env, "BETTER_AUTH_JWKS_URL"),
     }
     missing = [name for name, value in required.items() if value is None]
     if 0 < len(missing) < len(required):
         raise ConfigError(f"{', '.join(missing)} must be set together with the other BETTER_AUTH_* settings")
     app_env = (_text_setting(env, "APP_ENV") or d.app_env).lower()
-    dev_bypass = _bool_setting(env, "AUTH_DEV_BYPASS", False, warnings)
+    dev_bypass = bool_setting(env, "AUTH_DEV_BYPASS", False, warnings)
     if dev_bypass and app_env not in DEV_MODES:
         warnings.append(f"AUTH_DEV_BYPASS ignored: APP_ENV={app_env!r} is not one of {sorted(DEV_MODES)}")
         dev_bypass = False
@@ -78,9 +78,9 @@ def auth_settings_from_env(env: Mapping[str, str], warnings: list[str]) -> AuthS
         jwks_url=required["BETTER_AUTH_JWKS_URL"],
         dev_bypass=dev_bypass,
         app_env=app_env,
-        jwks_timeout_s=_int_setting(env, "AUTH_JWKS_TIMEOUT_MS", 3_000, warnings) / 1000,
-        jwks_max_age_s=_int_setting(env, "AUTH_JWKS_MAX_AGE_S", 600, warnings),
-        jwks_cooldown_s=_int_setting(env, "AUTH_JWKS_COOLDOWN_S", 30, warnings, minimum=0),
-        token_cache_max=_int_setting(env, "AUTH_TOKEN_CACHE_MAX", d.token_cache_max, warnings),
-        leeway_s=_int_setting(env, "AUTH_CLOCK_LEEWAY_S", 5, warnings, minimum=0),
+        jwks_timeout_s=int_setting(env, "AUTH_JWKS_TIMEOUT_MS", 3_000, warnings) / 1000,
+        jwks_max_age_s=int_setting(env, "AUTH_JWKS_MAX_AGE_S", 600, warnings),
+        jwks_cooldown_s=int_setting(env, "AUTH_JWKS_COOLDOWN_S", 30, warnings, minimum=0),
+        token_cache_max=int_setting(env, "AUTH_TOKEN_CACHE_MAX", d.token_cache_max, warnings),
+        leeway_s=int_setting(env, "AUTH_CLOCK_LEEWAY_S", 5, warnings, minimum=0),
     )

@@ -1,11 +1,13 @@
-"""Build the LML client stack (httpx client, limiter, breaker) from settings."""
+"""Build the LML client stack (httpx client, breaker, permits, rate limit) from settings."""
 
 from __future__ import annotations
 
+import asyncpg
 import httpx
 
+from backend.clients.fleet_budget import FleetTokens
 from backend.clients.host_budget import HostBudget
-from backend.clients.limiter import CircuitBreaker, LmlLimiter
+from backend.clients.limiter import CircuitBreaker, HostTokens, LmlLimiter, LocalTokens, TokenSource
 from backend.clients.lml import LmlClient
 from backend.config import AppConfig
 
@@ -24,14 +26,29 @@ def build_http_client(settings: AppConfig) -> httpx.AsyncClient | None:
     )
 
 
-def build_lml_client(settings: AppConfig, http: httpx.AsyncClient | None, host: HostBudget | None = None) -> LmlClient:
-    """The LML client with this process's breaker and limiter (sharing the host budget when given)."""
+def build_tokens(settings: AppConfig, pool: asyncpg.Pool | None, host: HostBudget | None) -> TokenSource:
+    """The fleet's bucket in PostgreSQL, falling back to the host's (or this process's) own bucket."""
+    reserve = min(settings.lml_live_reserve, max(0, settings.lml_rate_per_min - 1))
+    local: TokenSource = (
+        HostTokens(host, reserve=reserve)
+        if host is not None
+        else LocalTokens(settings.lml_rate_per_min, reserve=reserve)
+    )
+    if pool is None:
+        return local
+    return FleetTokens(pool, settings.schemas, settings.lml_rate_per_min, reserve=reserve, fallback=local)
+
+
+def build_lml_client(
+    settings: AppConfig, http: httpx.AsyncClient | None, *, pool: asyncpg.Pool | None, host: HostBudget | None
+) -> LmlClient:
+    """The LML client with this process's breaker and permits, the host's permits and the fleet's rate."""
     breaker = CircuitBreaker(settings.lml_breaker_threshold, settings.lml_breaker_open_ms / 1000)
     limiter = LmlLimiter(
         settings.lml_max_concurrent,
-        settings.lml_rate_per_min,
         settings.lml_queue_wait_ms / 1000,
         breaker,
+        build_tokens(settings, pool, host),
         host=host,
     )
     return LmlClient(

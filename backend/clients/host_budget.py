@@ -123,7 +123,8 @@ class HostBudget:
     warm callers only claim a permit when no live caller on the host is registered.
 
     Crash recovery: a permit or waiter registration owned by a dead pid is reclaimed. A lock nobody
-    has managed to take for ``stale_lock_s`` is assumed held by a SIGKILLed process and force-released.
+    has managed to take for ``stale_lock_s`` is assumed held by a SIGKILLed process and force-released;
+    nothing ever blocks on the lock (it is polled), so a dead holder costs at most ``stale_lock_s``.
     The trade-off: a holder that is merely frozen that long (SIGSTOP, a debugger) loses mutual
     exclusion for one critical section; the alternative is every process deadlocking forever.
 
@@ -177,16 +178,6 @@ class HostBudget:
             await self._sleep(_LOCK_POLL_S)
         self._locked()
 
-    def _lock_sync(self) -> None:
-        """Blocking variant for cleanup paths that must not be interrupted (cancellation)."""
-        while True:
-            generation = self._shared.state[_LOCK_GENERATION]
-            if self._shared.lock.acquire(timeout=self._stale_lock_s):
-                self._locked()
-                return
-            if self._shared.state[_LOCK_GENERATION] == generation:
-                self._force_release()
-
     # -- permits --------------------------------------------------------------------------------
 
     async def acquire(self, priority: str, deadline: float | None) -> int:
@@ -227,11 +218,17 @@ class HostBudget:
                 delay = min(delay * 2, _POLL_MAX_S)
         finally:
             if registered:
-                self._lock_sync()
-                try:
-                    self._change_registration(-1)
-                finally:
-                    self._unlock()
+                # Cancelled while waiting: deregister without blocking the event loop. Shielded, so
+                # a second cancellation cannot leave the registration behind (a dead pid's would be
+                # reaped; a live one's would hold every warm caller back).
+                await asyncio.shield(self._deregister())
+
+    async def _deregister(self) -> None:
+        await self._lock()
+        try:
+            self._change_registration(-1)
+        finally:
+            self._unlock()
 
     def _claim(self, live: bool) -> int | None:
         if not live and self._live_waiting(reap=True):
@@ -297,22 +294,24 @@ class HostBudget:
         elapsed = 0.0 if math.isnan(last) else max(0.0, now - last)
         return min(rate, state[_TOKENS] + elapsed * rate / 60.0), now
 
-    async def take_token(self) -> None:
-        """Wait until the host-wide bucket has a token and take it."""
-        while True:
-            await self._lock()
-            try:
-                tokens, now = self._tokens_now()
-                state = self._shared.state
-                state[_LAST_REFILL] = now
-                if tokens >= 1.0:
-                    state[_TOKENS] = tokens - 1.0
-                    return
-                state[_TOKENS] = tokens
-                wait = (1.0 - tokens) * 60.0 / state[_RATE_PER_MIN]
-            finally:
-                self._unlock()
-            await self._sleep(min(wait, _TOKEN_RECHECK_S))
+    async def try_take_token(self, keep: float = 0.0) -> float:
+        """Take a token from the host-wide bucket if more than ``keep`` remain after it.
+
+        Returns:
+            0 when a token was taken, else the seconds until one could be.
+        """
+        await self._lock()
+        try:
+            tokens, now = self._tokens_now()
+            state = self._shared.state
+            state[_LAST_REFILL] = now
+            if tokens >= 1.0 + keep:
+                state[_TOKENS] = tokens - 1.0
+                return 0.0
+            state[_TOKENS] = tokens
+            return (1.0 + keep - tokens) * 60.0 / state[_RATE_PER_MIN]
+        finally:
+            self._unlock()
 
     def snapshot(self) -> dict[str, object]:
         """Host-wide state for a status endpoint (read without the lock, so only approximately consistent)."""

@@ -327,10 +327,9 @@ class LmlClient:
                     cause = str(exc) or type(exc).__name__
                     raise LmlUnavailableError(f"LML request failed: {cause}") from exc
                 status = response.status_code
-            try:
-                response.raise_for_status()
-            except httpx.HTTPStatusError as exc:
-                raise _status_error(response) from exc
+                if not response.is_success:
+                    # Inside the slot: a 5xx (LmlUnavailableError) counts against the breaker.
+                    raise _status_error(response)
             return response
         except LimiterShedError as exc:
             outcome = exc.reason

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from backend.context import App
-from backend.routes import bench, errors, health, rotation
+from backend.routes import bench, edge, errors, health, rotation
 
 
 def register(app: App) -> None:
-    """Attach every blueprint and the error mapping to ``app``."""
+    """Attach every blueprint, the edge middleware and the error mapping to ``app``."""
+    edge.register(app)
     app.blueprint(rotation.bp)
     app.blueprint(health.bp)
     if app.ctx.settings.bench_routes:

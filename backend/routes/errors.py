@@ -1,23 +1,28 @@
-"""Map errors to JSON responses in one place, and tag responses with the worker."""
+"""Map errors to JSON responses in one place."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
-import asyncpg
 from sanic import Request
 from sanic.exceptions import SanicException
-from sanic.response import BaseHTTPResponse, HTTPResponse, json
+from sanic.response import HTTPResponse, json
 
+from backend.auth import AuthError
 from backend.context import App
+from backend.db.errors import DATABASE_UNAVAILABLE
 from backend.errors import PickerError
 
 logger = logging.getLogger(__name__)
 
 
 def register(app: App) -> None:
-    """Install the handlers and the ``X-Worker`` response header."""
+    """Install the handlers."""
+
+    @app.exception(AuthError)
+    async def auth_refused(request: Request, exc: AuthError) -> HTTPResponse:
+        logger.info("request refused path=%s status=%d reason=%s", request.path, exc.status_code, exc.reason)
+        return json(exc.body, status=exc.status_code)
 
     @app.exception(PickerError)
     async def picker_error(request: Request, exc: PickerError) -> HTTPResponse:
@@ -25,9 +30,9 @@ def register(app: App) -> None:
         logger.log(level, "request failed path=%s status=%d error=%s", request.path, exc.status_code, exc)
         return json({"message": exc.message}, status=exc.status_code)
 
-    @app.exception(OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncio.TimeoutError)
+    @app.exception(list(DATABASE_UNAVAILABLE))
     async def database_down(request: Request, exc: Exception) -> HTTPResponse:
-        logger.error("database unavailable path=%s error=%r", request.path, exc)
+        logger.warning("database unavailable path=%s error=%r", request.path, exc)
         return json({"message": "database unavailable"}, status=503)
 
     @app.exception(SanicException)
@@ -41,8 +46,3 @@ def register(app: App) -> None:
     async def unexpected(request: Request, exc: Exception) -> HTTPResponse:
         logger.exception("unhandled error path=%s", request.path)
         return json({"message": "Internal server error"}, status=500)
-
-    async def tag_worker(request: Request, response: BaseHTTPResponse) -> None:
-        response.headers["X-Worker"] = request.app.ctx.worker
-
-    app.register_middleware(tag_worker, "response")

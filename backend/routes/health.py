@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import time
+from typing import Any, cast
 
 import asyncpg
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json
 
+from backend.context import App
+from backend.db.errors import DATABASE_ERRORS
+from backend.db.gate import SchemaState, check_schema
+from backend.db.walker import WalkerStatusStore
+from backend.routes.edge import add_get
+
 bp = Blueprint("health", url_prefix="/health")
 
 DB_PROBE_TIMEOUT_S = 2.0
+SCHEMA_RECHECK_S = 10.0
 
 
 async def probe_database(pool: asyncpg.Pool) -> str:
@@ -20,33 +28,54 @@ async def probe_database(pool: asyncpg.Pool) -> str:
         await asyncio.wait_for(pool.fetchval("SELECT 1"), DB_PROBE_TIMEOUT_S)
     except asyncio.TimeoutError:
         return "timeout"
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+    except DATABASE_ERRORS:
         return "unavailable"
     return "ok"
 
 
-async def warm_status(ctx: Any) -> dict[str, Any]:
-    """The host walk's state (when the main process walks) and this worker's load state."""
-    follower = ctx.warm_follower
-    if follower is None:
-        local = ctx.warm_state.to_json()
-        return {**local, "mode": "local", "worker": {"mode": "local"}}
-    host = await asyncio.get_running_loop().run_in_executor(None, follower.host_status)
-    return {**host, "mode": "host", "worker": follower.status()}
+async def probe_schema(app: App) -> SchemaState:
+    """The schema state, re-read at most every ``SCHEMA_RECHECK_S`` (until it is ok, then rarely)."""
+    ctx = app.ctx
+    cached: tuple[float, SchemaState] | None = getattr(ctx, "schema_probe", None)
+    if cached is not None and time.monotonic() - cached[0] < SCHEMA_RECHECK_S:
+        return cached[1]
+    try:
+        async with ctx.pool.acquire(timeout=DB_PROBE_TIMEOUT_S) as conn:
+            state = await asyncio.wait_for(check_schema(conn, ctx.settings.schemas), DB_PROBE_TIMEOUT_S)  # type: ignore[arg-type]
+    except DATABASE_ERRORS as exc:
+        state = SchemaState("unavailable", f"database unavailable: {exc!r}")
+    ctx.schema_probe = (time.monotonic(), state)
+    return state
 
 
-@bp.get("/")
+async def warm_status(app: App) -> dict[str, Any]:
+    """The fleet walker's published status and this worker's own load state."""
+    ctx = app.ctx
+    try:
+        walker = await asyncio.wait_for(WalkerStatusStore(ctx.pool, ctx.settings.schemas).read(), DB_PROBE_TIMEOUT_S)
+    except DATABASE_ERRORS:
+        walker = None
+    try:
+        size = await asyncio.wait_for(ctx.services.answers.size(), DB_PROBE_TIMEOUT_S)
+        stored: dict[str, Any] | None = {"rows": size.rows, "releases": size.releases, "bytes": size.bytes}
+    except DATABASE_ERRORS:
+        stored = None
+    return {"walker": walker, "worker": ctx.follower.status(), "stored": stored}
+
+
 async def liveness(request: Request) -> HTTPResponse:
     """Cheap liveness: touches no dependency."""
     return json({"status": "ok"})
 
 
-@bp.get("/ready")
 async def readiness(request: Request) -> HTTPResponse:
-    """Probe the database and LML concurrently; 503 only when the database is down."""
-    ctx = request.app.ctx
-    database, lml = await asyncio.gather(probe_database(ctx.pool), ctx.lml.ping())
-    if database != "ok":
+    """Database, schema and LML, concurrently; 503 when the database or schema is not ready, or while draining."""
+    app = cast(App, request.app)
+    ctx = app.ctx
+    database, lml = await asyncio.gather(probe_database(ctx.pool), ctx.services.lml.ping())
+    schema = await probe_schema(app) if database == "ok" else SchemaState("unavailable", "database unavailable")
+    draining = bool(getattr(ctx, "draining", False))
+    if draining or database != "ok" or not schema.ok:
         status = "unhealthy"
     elif lml != "ok":
         status = "degraded"
@@ -54,10 +83,17 @@ async def readiness(request: Request) -> HTTPResponse:
         status = "healthy"
     body = {
         "status": status,
-        "services": {"database": database, "lml": lml},
+        "draining": draining,
+        "services": {"database": database, "schema": schema.status, "lml": lml, "auth": ctx.auth.mode},
+        "schema": schema.line,
         "worker": ctx.worker,
-        "caches": {"rotation": ctx.resolver.stats(), "release": ctx.releases.stats()},
-        "limiter": ctx.lml.limiter.snapshot(),
-        "warm": await warm_status(ctx),
+        "caches": ctx.services.caches.stats(),
+        "limiter": ctx.services.lml.limiter.snapshot(),
+        "auth": ctx.auth.stats(),
+        "warm": await warm_status(app),
     }
     return json(body, status=503 if status == "unhealthy" else 200)
+
+
+add_get(bp, "/", liveness, cors=False)
+add_get(bp, "/ready", readiness, cors=False)

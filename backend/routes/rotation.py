@@ -1,14 +1,16 @@
-"""``/library/rotation``: the active rotation list and a row's picker tracklist."""
+"""``/library/rotation``: the rotation list and a row's picker tracklist (station JWT with ``catalog:read``)."""
 
 from __future__ import annotations
 
+import json
 import re
 
 from sanic import Blueprint, Request
-from sanic.response import HTTPResponse, json
+from sanic.response import HTTPResponse
 
 from backend.errors import BadRequestError
-from backend.models import tracklist_to_json
+from backend.models import weak_etag
+from backend.routes.edge import add_get, json_with_etag, protected
 
 bp = Blueprint("rotation", url_prefix="/library/rotation")
 
@@ -27,14 +29,20 @@ def parse_rotation_id(raw: str) -> int:
     return int(raw)
 
 
-@bp.get("/")
+@protected()
 async def list_rotation(request: Request) -> HTTPResponse:
-    """Active rotation rows; ``rotation_id`` is the row, ``id`` the linked library album or null."""
-    return json(await request.app.ctx.rows.list_active())
+    """One row per (album, bin), as upstream's ``GET /library/rotation`` answers (station.md §2)."""
+    rows = await request.app.ctx.services.rows.list_active()
+    body = json.dumps(rows, ensure_ascii=False, separators=(",", ":")).encode()
+    return json_with_etag(request, body, weak_etag(body))
 
 
-@bp.get("/<rotation_id:str>/tracks")
+@protected()
 async def rotation_tracks(request: Request, rotation_id: str) -> HTTPResponse:
     """The picker tracklist: a bare array of ``{position, title, duration, artists}``."""
-    tracks = await request.app.ctx.picker.tracks(parse_rotation_id(rotation_id))
-    return json(tracklist_to_json(tracks))
+    tracks = await request.app.ctx.services.picker.tracks(parse_rotation_id(rotation_id))
+    return json_with_etag(request, tracks.json, tracks.etag)
+
+
+add_get(bp, "/", list_rotation)
+add_get(bp, "/<rotation_id:str>/tracks", rotation_tracks)

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Hashable, Iterable
-from typing import Any, Generic, TypeVar
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from cachetools import TLRUCache
+
+if TYPE_CHECKING:
+    from backend.models import TrackBody
+    from backend.services.rotation_resolver import CachedAnswer
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -17,7 +22,7 @@ _MISSING = object()
 SIZE_HEADROOM = 1.25
 
 
-def _expiry(_key: object, entry: tuple[float, float, object], _now: float) -> float:
+def _expiry(_key: object, entry: tuple[float, object], _now: float) -> float:
     return entry[0]
 
 
@@ -34,21 +39,21 @@ class _CountingTLRU(TLRUCache):  # type: ignore[type-arg]
 class ExpiringCache(Generic[K, V]):
     """An LRU cache whose entries expire at a time fixed when they are set.
 
-    Values must be immutable (tuples, frozen dataclasses): callers share them by reference.
+    Values must be immutable (tuples, frozen dataclasses, bytes): callers share them by reference.
 
     Args:
         maxsize: entries kept before the least recently used one is evicted.
         ttl_s: default lifetime, counted from ``set``; ``get`` does not extend it.
-        clock: monotonic seconds; tests inject a fake one. On Linux ``time.monotonic`` is
-            system-wide, so an expiry computed in one process is valid in another on the host.
+        clock: monotonic seconds; tests inject a fake one.
     """
 
     def __init__(self, maxsize: int, ttl_s: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl_s = ttl_s
         self._clock = clock
-        # Entries are (expires_at, set_at, value); set_at lets a refresh walk ignore older entries.
-        self._cache: TLRUCache[K, tuple[float, float, V]] = _CountingTLRU(maxsize=maxsize, ttu=_expiry, timer=clock)
+        self._cache: TLRUCache[K, tuple[float, V]] = _CountingTLRU(maxsize=maxsize, ttu=_expiry, timer=clock)
         self._evictions_before = 0  # evictions counted by caches replaced on resize
+        self.hits = 0
+        self.misses = 0
 
     @property
     def maxsize(self) -> int:
@@ -57,24 +62,19 @@ class ExpiringCache(Generic[K, V]):
     def now(self) -> float:
         return self._clock()
 
-    def get(self, key: K, *, fresh_after: float | None = None) -> V | None:
-        """Return the live value for ``key`` or None.
-
-        Args:
-            key: the key.
-            fresh_after: treat entries set before this monotonic time as missing (refresh walks).
-        """
+    def get(self, key: K) -> V | None:
+        """Return the live value for ``key`` or None (counts a hit or a miss)."""
         entry = self._cache.get(key)
         if entry is None:
+            self.misses += 1
             return None
-        if fresh_after is not None and entry[1] < fresh_after:
-            return None
-        return entry[2]
+        self.hits += 1
+        return entry[1]
 
-    def get_with_expiry(self, key: K) -> tuple[float, V] | None:
-        """Return ``(expires_at, value)`` for a live entry, or None."""
+    def peek(self, key: K) -> V | None:
+        """Like :meth:`get`, without counting (internal bookkeeping reads)."""
         entry = self._cache.get(key)
-        return None if entry is None else (entry[0], entry[2])
+        return None if entry is None else entry[1]
 
     def __contains__(self, key: K) -> bool:
         return self._cache.get(key, _MISSING) is not _MISSING
@@ -85,20 +85,15 @@ class ExpiringCache(Generic[K, V]):
 
     def set_until(self, key: K, value: V, expires_at: float) -> None:
         """Store ``value`` until the monotonic time ``expires_at`` (ignored if already past)."""
-        now = self._clock()
-        if expires_at <= now:
+        if expires_at <= self._clock():
             self._cache.pop(key, None)
             return
-        self._cache[key] = (expires_at, now, value)  # expires stale entries, then evicts LRU if full
+        self._cache[key] = (expires_at, value)  # expires stale entries, then evicts LRU if full
 
     @property
     def evictions(self) -> int:
         """Live entries pushed out because the cache was full (never expiries)."""
         return self._evictions_before + int(getattr(self._cache, "evictions", 0))
-
-    def update(self, items: Iterable[tuple[K, V]]) -> None:
-        for key, value in items:
-            self.set(key, value)
 
     def delete(self, key: K) -> bool:
         """Drop ``key``; return whether it was present."""
@@ -107,10 +102,10 @@ class ExpiringCache(Generic[K, V]):
     def clear(self) -> None:
         self._cache.clear()
 
-    def items(self) -> list[tuple[K, V]]:
-        """Live entries (expired ones are purged first)."""
+    def keys(self) -> list[K]:
+        """Live keys (expired entries are purged first)."""
         self._cache.expire()
-        return [(k, entry[2]) for k, entry in self._cache.items()]
+        return list(self._cache.keys())
 
     def __len__(self) -> int:
         self._cache.expire()
@@ -119,8 +114,7 @@ class ExpiringCache(Generic[K, V]):
     def resize(self, maxsize: int) -> None:
         """Grow (never shrink) the bound, keeping every live entry and its expiry.
 
-        Growth is at least geometric (x2), so many small increments rebuild the cache O(log n)
-        times, not once per increment.
+        Growth is at least geometric, so many small increments rebuild the cache O(log n) times.
         """
         if maxsize <= self._cache.maxsize:
             return
@@ -128,14 +122,46 @@ class ExpiringCache(Generic[K, V]):
         old = self._cache
         old.expire()
         self._evictions_before = self.evictions
-        new: TLRUCache[K, tuple[float, float, V]] = _CountingTLRU(maxsize=maxsize, ttu=_expiry, timer=self._clock)
+        new: TLRUCache[K, tuple[float, V]] = _CountingTLRU(maxsize=maxsize, ttu=_expiry, timer=self._clock)
         for key, entry in list(old.items()):  # least recently used first, so recency survives
             new[key] = entry
         self._cache = new
 
     def grow_to_hold(self, entries: int) -> None:
-        """Grow the bound so ``entries`` fit with headroom (a walk sizes caches from its row count)."""
+        """Grow the bound so ``entries`` fit with headroom (sized from the active row count)."""
         self.resize(int(entries * SIZE_HEADROOM))
 
     def stats(self) -> dict[str, int]:
-        return {"size": len(self), "maxsize": self.maxsize, "evictions": self.evictions}
+        return {
+            "size": len(self),
+            "maxsize": self.maxsize,
+            "evictions": self.evictions,
+            "hits": self.hits,
+            "misses": self.misses,
+        }
+
+
+@dataclass
+class Caches:
+    """A process's caches, filled by live traffic and by loading the persisted answers.
+
+    Attributes:
+        rotation: answers of active rows (sized from the active row count, so they all fit).
+        cold: answers of unknown and inactive ids, in a separate small LRU: any number of requests
+            for ids outside the rotation can never displace a warm row.
+        release_positive: release id -> tracklist body.
+        release_negative: release id -> True for LML 404s.
+    """
+
+    rotation: ExpiringCache[int, CachedAnswer]
+    cold: ExpiringCache[int, CachedAnswer]
+    release_positive: ExpiringCache[int, TrackBody]
+    release_negative: ExpiringCache[int, bool]
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        return {
+            "rotation": self.rotation.stats(),
+            "cold": self.cold.stats(),
+            "release_positive": self.release_positive.stats(),
+            "release_negative": self.release_negative.stats(),
+        }

@@ -1,4 +1,4 @@
-"""Release tracklists from LML, cached per release id with single-flight fetches."""
+"""Release tracklists from LML: cached in memory and in PostgreSQL, fetched once (single-flight)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from backend.clients.lml import Release
+from backend.db.answers import StoredRelease
+from backend.db.errors import DATABASE_ERRORS
 from backend.errors import LmlNotFoundError
-from backend.models import Tracklist, with_artist_fallback
-from backend.services.caches import ExpiringCache
+from backend.models import TrackBody, tracks_body, with_artist_fallback
+from backend.services.caches import Caches
 
 logger = logging.getLogger(__name__)
 
@@ -22,20 +24,28 @@ class ReleaseSource(Protocol):
     async def get_release(self, release_id: int, *, priority: str = "live") -> Release: ...
 
 
+class ReleaseAnswers(Protocol):
+    """The part of the answer store this service uses."""
+
+    async def release(self, release_id: int) -> StoredRelease | None: ...
+
+    async def save_release(self, release_id: int, tracks: str | None, ttl_s: float) -> int: ...
+
+
 class ReleaseOutcome(str, enum.Enum):
     """What one fetch did, so callers never infer it from cache sizes."""
 
     FETCHED = "fetched"  # LML answered; the tracklist is now cached
     NOT_FOUND = "not_found"  # LML answered 404; cached as a negative
-    CACHE_HIT = "cache_hit"  # positive cache hit, no LML call
-    NEGATIVE_HIT = "negative_hit"  # negative cache hit, no LML call
+    CACHE_HIT = "cache_hit"  # positive hit in memory or in PostgreSQL, no LML call
+    NEGATIVE_HIT = "negative_hit"  # negative hit, no LML call
     COALESCED = "coalesced"  # joined another caller's in-flight fetch
 
 
 @dataclass(frozen=True, slots=True)
 class ReleaseFetch:
     outcome: ReleaseOutcome
-    tracks: Tracklist | None  # None means "no such release" (answer [])
+    tracks: TrackBody | None  # None means "no such release" (answer [])
 
     @property
     def already_warm(self) -> bool:
@@ -43,61 +53,92 @@ class ReleaseFetch:
 
 
 class ReleaseTracklistService:
-    """Fetch a release's tracklist once, share it, cache it.
+    """Fetch a release's tracklist once, share it, keep it.
 
     Args:
         source: the LML client (``get_release``).
-        positive: release id -> tracklist (24 h).
-        negative: release id -> True for LML 404s (10 min).
+        answers: the persisted release answers.
+        caches: the process caches (``release_positive``: 24 h; ``release_negative``: LML 404s, 10 min).
     """
 
-    def __init__(
-        self,
-        source: ReleaseSource,
-        *,
-        positive: ExpiringCache[int, Tracklist],
-        negative: ExpiringCache[int, bool],
-    ) -> None:
+    def __init__(self, source: ReleaseSource, answers: ReleaseAnswers, *, caches: Caches) -> None:
         self._source = source
-        self.positive = positive
-        self.negative = negative
+        self._answers = answers
+        self.positive = caches.release_positive
+        self.negative = caches.release_negative
         self._inflight: dict[int, asyncio.Task[ReleaseFetch]] = {}
 
-    async def fetch(self, release_id: int, *, priority: str = "live", fresh_after: float | None = None) -> ReleaseFetch:
+    async def fetch(self, release_id: int, *, priority: str = "live", fresh: bool = False) -> ReleaseFetch:
         """Return the release's projected tracklist.
 
         Args:
             release_id: the Discogs release.
             priority: limiter priority ("warm" for the background walk).
-            fresh_after: ignore cached entries older than this monotonic time (a refresh walk).
+            fresh: ask LML even if an answer is cached or persisted (a refresh).
 
         Raises:
             LmlError: LML could not answer (never cached; the next call retries).
         """
-        cached = self.positive.get(release_id, fresh_after=fresh_after)
-        if cached is not None:
-            return ReleaseFetch(ReleaseOutcome.CACHE_HIT, cached)
-        if self.negative.get(release_id, fresh_after=fresh_after) is not None:
-            return ReleaseFetch(ReleaseOutcome.NEGATIVE_HIT, None)
+        if not fresh:
+            hit = self._cached(release_id)
+            if hit is not None:
+                return hit
         task = self._inflight.get(release_id)
         if task is not None:
             result = await asyncio.shield(task)
             return ReleaseFetch(ReleaseOutcome.COALESCED, result.tracks)
-        task = asyncio.ensure_future(self._fetch_and_cache(release_id, priority))
+        task = asyncio.ensure_future(self._fetch_and_keep(release_id, priority, fresh))
         self._inflight[release_id] = task
         task.add_done_callback(lambda _t: self._inflight.pop(release_id, None))
         # Shielded: a cancelled caller must not cancel the fetch other callers are waiting on.
         return await asyncio.shield(task)
 
-    async def _fetch_and_cache(self, release_id: int, priority: str) -> ReleaseFetch:
+    def _cached(self, release_id: int) -> ReleaseFetch | None:
+        tracks = self.positive.get(release_id)
+        if tracks is not None:
+            return ReleaseFetch(ReleaseOutcome.CACHE_HIT, tracks)
+        if self.negative.get(release_id) is not None:
+            return ReleaseFetch(ReleaseOutcome.NEGATIVE_HIT, None)
+        return None
+
+    async def _fetch_and_keep(self, release_id: int, priority: str, fresh: bool) -> ReleaseFetch:
+        if not fresh:
+            stored = await self._stored(release_id)
+            if stored is not None:
+                self.load(stored)
+                hit = self._cached(release_id)
+                if hit is not None:
+                    return hit
         try:
             release = await self._source.get_release(release_id, priority=priority)
         except LmlNotFoundError:
             self.negative.set(release_id, True)
+            await self._persist(release_id, None, self.negative.ttl_s)
             return ReleaseFetch(ReleaseOutcome.NOT_FOUND, None)
-        tracks = with_artist_fallback(release.tracklist, release.artist) or ()
+        tracks = tracks_body(with_artist_fallback(release.tracklist, release.artist) or ())
         self.positive.set(release_id, tracks)
+        await self._persist(release_id, tracks.text, self.positive.ttl_s)
         return ReleaseFetch(ReleaseOutcome.FETCHED, tracks)
+
+    async def _stored(self, release_id: int) -> StoredRelease | None:
+        try:
+            return await self._answers.release(release_id)
+        except DATABASE_ERRORS as exc:  # the store is a cache: without it, ask LML
+            logger.warning("stored release unreadable release_id=%d error=%r", release_id, exc)
+            return None
+
+    async def _persist(self, release_id: int, tracks: str | None, ttl_s: float) -> None:
+        try:
+            await self._answers.save_release(release_id, tracks, ttl_s)
+        except DATABASE_ERRORS as exc:  # kept in memory anyway: a release's tracklist does not go stale
+            logger.warning("release not stored release_id=%d error=%r", release_id, exc)
+
+    def load(self, stored: StoredRelease) -> None:
+        """Put a persisted release into memory (loading at start, following new answers)."""
+        if stored.tracks is None:
+            self.negative.set(stored.release_id, True, stored.ttl_s)
+        else:
+            self.positive.set(stored.release_id, TrackBody.of_json(stored.tracks), stored.ttl_s)
 
     async def aclose(self) -> None:
         """Cancel in-flight fetches (shutdown)."""

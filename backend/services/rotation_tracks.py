@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from backend.models import Tracklist
+from backend.models import EMPTY_BODY, TrackBody
 from backend.services.release_tracklists import ReleaseTracklistService
 from backend.services.rotation_resolver import RotationResolver
 
@@ -19,19 +19,19 @@ class RotationTracksService:
         self._resolver = resolver
         self._releases = releases
 
-    async def tracks(self, rotation_id: int) -> Tracklist:
-        """Return the row's tracklist; ``()`` when nothing resolves.
+    async def tracks(self, rotation_id: int) -> TrackBody:
+        """Return the row's tracklist body; ``[]`` when nothing resolves.
 
         Raises:
-            LmlError: the release fetch failed (tier-3 lookup failures degrade to ``()`` instead).
+            LmlError: the release fetch failed (tier-3 lookup failures degrade to ``[]`` instead).
         """
         resolution = await self._resolver.resolve(rotation_id)
         source = resolution.source
         if source is None:
-            return ()
-        if source.inline_tracklist is not None:
-            return source.inline_tracklist
+            return EMPTY_BODY
+        if source.inline is not None:
+            return source.inline
         if source.release_id is None:  # defensive: PickerSource is never both None
-            return ()
+            return EMPTY_BODY
         fetched = await self._releases.fetch(source.release_id)
-        return fetched.tracks or ()
+        return fetched.tracks or EMPTY_BODY

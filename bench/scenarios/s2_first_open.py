@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import time
 
-from backend.devtools import demo_catalog as dc
-from backend.devtools.demo_catalog import DemoCatalog
+from devtools import demo_catalog as dc
+from devtools.demo_catalog import DemoCatalog
 from bench.catalogs import ids_where
 from bench.context import BenchContext
 from bench.pg import reseed

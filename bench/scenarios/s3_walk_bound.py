@@ -7,8 +7,8 @@ import json
 import logging
 import time
 
-from backend.devtools import demo_catalog as dc
-from backend.devtools.demo_catalog import DemoCatalog
+from devtools import demo_catalog as dc
+from devtools.demo_catalog import DemoCatalog
 from bench.catalogs import CatalogSpec
 from bench.context import BenchContext
 from bench.pg import reseed

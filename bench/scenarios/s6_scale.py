@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import psutil
 
-from backend.devtools.demo_catalog import DemoCatalog
+from devtools.demo_catalog import DemoCatalog
 from bench.catalogs import cacheable_active_ids
 from bench.context import BenchContext
 from bench.load import LoadResult, run_wrk

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from backend.devtools.demo_catalog import DemoCatalog
-from backend.devtools.lml_fake import LmlFake
+from devtools.demo_catalog import DemoCatalog
+from devtools.lml_fake import LmlFake
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ import time
 import asyncpg
 import pytest
 
-from backend.devtools import demo_catalog as dc
-from backend.devtools.demo_catalog import DemoCatalog
-from backend.devtools.lml_fake import LmlFake
+from devtools import demo_catalog as dc
+from devtools.demo_catalog import DemoCatalog
+from devtools.lml_fake import LmlFake
 from tests.e2e.harness import ServerProcess
 
 pytestmark = [pytest.mark.pg, pytest.mark.e2e]

@@ -21,10 +21,10 @@ from typing import Any
 import asyncpg
 import pytest
 
-from backend.devtools import demo_catalog as dc
-from backend.devtools.demo_catalog import DemoCatalog
-from backend.devtools.lml_fake import LmlFake
-from backend.devtools.seed import seed_demo
+from devtools import demo_catalog as dc
+from devtools.demo_catalog import DemoCatalog
+from devtools.lml_fake import LmlFake
+from devtools.seed import seed_demo
 from tests.e2e.harness import ROOT, ServerProcess, free_port
 from tests.helpers import row_id
 

@@ -14,9 +14,9 @@ import asyncpg
 import pytest
 
 from backend.context import App
-from backend.devtools import demo_catalog as dc
-from backend.devtools.demo_catalog import DemoCatalog
-from backend.devtools.lml_fake import LmlFake
+from devtools import demo_catalog as dc
+from devtools.demo_catalog import DemoCatalog
+from devtools.lml_fake import LmlFake
 from tests.helpers import row_id
 
 pytestmark = pytest.mark.pg

@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from backend.devtools import demo_catalog as dc
+from devtools import demo_catalog as dc
 
 TODAY = datetime.date(2026, 8, 22)
 _LML_KINDS = (

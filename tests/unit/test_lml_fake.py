@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from backend.devtools import demo_catalog as dc
-from backend.devtools.lml_fake import FAULT_KINDS, LmlFake
+from devtools import demo_catalog as dc
+from devtools.lml_fake import FAULT_KINDS, LmlFake
 
 TODAY = datetime.date(2026, 8, 22)
 ROOT = Path(__file__).resolve().parents[2]
@@ -437,7 +437,7 @@ class TestAdmin:
 def test_cli_prints_its_url_and_exits_cleanly_on_sigterm() -> None:
     """The CLI prints one listening line, serves, and exits 0 on SIGTERM."""
     with subprocess.Popen(
-        [sys.executable, "-m", "backend.devtools.lml_fake", "--port", "0", "--latency-ms", "0"],
+        [sys.executable, "-m", "devtools.lml_fake", "--port", "0", "--latency-ms", "0"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -20,7 +20,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType, TracebackType
 from typing import Any, Protocol
 
-from backend.devtools.demo_catalog import (
+from backend.services.lookup_coordinator import LookupKey, lookup_key
+from devtools.demo_catalog import (
     ArtworkFixture,
     LibraryItemFixture,
     LookupFixture,
@@ -28,7 +29,6 @@ from backend.devtools.demo_catalog import (
     ReleaseFixture,
     TrackFixture,
     build_demo_catalog,
-    lookup_key,
 )
 
 logger = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ class FixtureSource(Protocol):
     """Anything with LML fixtures: a ``DemoCatalog`` or an ``LmlFixtures``."""
 
     @property
-    def lookups(self) -> Mapping[str, LookupFixture]:
+    def lookups(self) -> Mapping[LookupKey, LookupFixture]:
         """Lookup fixtures keyed by ``lookup_key(artist, album)``."""
         ...
 
@@ -114,7 +114,7 @@ class _Counters:
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_ENDPOINTS, 0))
     total: int = 0
     peak_in_flight: int = 0
-    lookup_keys: list[str] = field(default_factory=list)
+    lookup_keys: list[LookupKey] = field(default_factory=list)
     release_ids: list[int] = field(default_factory=list)
     last_headers: dict[str, Any] = field(default_factory=dict)
     last_lookup_body: dict[str, Any] | None = None
@@ -162,7 +162,7 @@ class LmlFake:
         legacy: bool = False,
         timeout_hold_s: float = 600.0,
     ) -> None:
-        self._lookups: Mapping[str, LookupFixture] = dict(fixtures.lookups)
+        self._lookups: Mapping[LookupKey, LookupFixture] = dict(fixtures.lookups)
         self._releases: Mapping[int, ReleaseFixture] = dict(fixtures.releases)
         self._host = host
         self._port = port
@@ -868,7 +868,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         The process exit status.
     """
-    parser = argparse.ArgumentParser(prog="python -m backend.devtools.lml_fake", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m devtools.lml_fake", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9090)
     parser.add_argument("--latency-ms", type=float, default=150.0)

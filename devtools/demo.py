@@ -1,4 +1,4 @@
-"""``python server.py``: the one-command demo (embedded PostgreSQL, demo data, LML fake, N workers)."""
+"""``./scripts/serve``: the one-command demo (embedded PostgreSQL, station fixture, LML fake, auth issuer, workers)."""
 
 from __future__ import annotations
 
@@ -13,22 +13,29 @@ import time
 from pathlib import Path
 from types import FrameType
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from backend.config import validate_database_url
+from backend.config import AppConfig, validate_database_url
 from backend.db.migrate import apply_migrations
-from backend.devtools.demo_catalog import build_demo_catalog
-from backend.devtools.lml_fake import LmlFake
-from backend.devtools.seed import seed_demo
+from backend.db.schemas import Schemas
+from devtools.auth_issuer import AuthIssuer
+from devtools.demo_catalog import build_demo_catalog
+from devtools.lml_fake import LmlFake
+from devtools.seed import seed_demo
+from devtools.station import create_station_schema, station_schema_exists
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]  # devtools/ lives in the checkout only
 DEVDB = ROOT / ".devdb"
+# The demo's database inside the embedded server (a new name whenever the fixture's layout changes).
+DEMO_DATABASE = "rotation_picker_demo"
 
-# With upstream's 50/min token bucket a cold walk of ~310 rows takes minutes, so the demo raises
-# the rate for its own fake, and the fake answers in ~25 ms, so the sequential walk takes seconds.
+# With production's 50/min a cold walk of ~310 rows takes minutes, so the demo raises the rate for
+# its own fake, and the fake answers in ~25 ms, so the walk takes seconds.
 DEMO_RATE_PER_MIN = "6000"
 DEMO_LML_LATENCY_MS = 25.0
+DEMO_TOKEN_TTL_S = 12 * 3600
 
 
 def _say(message: str) -> None:
@@ -60,14 +67,32 @@ def start_embedded_postgres() -> tuple[str, Any]:
     return str(server.get_uri()), server
 
 
-async def prepare_database(url: str) -> int:
-    """Apply migrations and seed the demo catalog when the database is empty."""
+def with_database(url: str, name: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path="/" + name))
+
+
+async def create_database(server_url: str, name: str) -> str:
+    """Create database ``name`` on the server unless it exists; return its URL."""
+    admin = await asyncpg.connect(server_url)
+    try:
+        if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return with_database(server_url, name)
+
+
+async def prepare_database(url: str, schemas: Schemas) -> int:
+    """Build the station tables (development only: in production they exist), migrate, seed when empty."""
     conn = await asyncpg.connect(url)
     try:
-        applied = await apply_migrations(conn)
+        if not await station_schema_exists(conn, schemas):
+            await create_station_schema(conn, schemas)
+            _say(f"created the station fixture in schema {schemas.station}")
+        applied = await apply_migrations(conn, schemas)
         if applied:
-            _say(f"applied migrations: {', '.join(applied)}")
-        return await seed_demo(conn, build_demo_catalog(dt.date.today()), only_if_empty=True)
+            _say(f"applied migrations to schema {schemas.service}: {', '.join(applied)}")
+        return await seed_demo(conn, build_demo_catalog(dt.date.today()), schemas, only_if_empty=True)
     finally:
         await conn.close()
 
@@ -82,18 +107,21 @@ def main() -> int:
     port = os.environ.get("PORT", "8000")
     workers = os.environ.get("WORKERS", "2")
     env = dict(os.environ)
+    schemas = AppConfig.from_env(env).schemas
     pg_handle: Any = None
     fake: LmlFake | None = None
+    issuer: AuthIssuer | None = None
 
     if env.get("DATABASE_URL"):
         validate_database_url(env["DATABASE_URL"])
         _say("using DATABASE_URL from the environment")
     else:
         started = time.monotonic()
-        env["DATABASE_URL"], pg_handle = start_embedded_postgres()
+        server_url, pg_handle = start_embedded_postgres()
+        env["DATABASE_URL"] = asyncio.run(create_database(server_url, DEMO_DATABASE))
         _say(f"embedded PostgreSQL in {DEVDB} ready in {time.monotonic() - started:.1f}s")
         _say(f"DATABASE_URL={env['DATABASE_URL']}")
-    seeded = asyncio.run(prepare_database(env["DATABASE_URL"]))
+    seeded = asyncio.run(prepare_database(env["DATABASE_URL"], schemas))
     _say(f"seeded {seeded} demo rotation rows" if seeded else "database already has rotation rows; not seeding")
 
     if not env.get("LIBRARY_METADATA_URL"):
@@ -103,9 +131,21 @@ def main() -> int:
         env.setdefault("LML_CLIENT_RATE_PER_MIN", DEMO_RATE_PER_MIN)
         _say(f"local LML fake at {fake.url} ({latency:.0f} ms latency); stats at {fake.url}/_admin/stats")
         _say(f"LML_CLIENT_RATE_PER_MIN={env['LML_CLIENT_RATE_PER_MIN']} for the local fake (production: 50)")
+    token = None
+    if not env.get("BETTER_AUTH_JWKS_URL"):
+        issuer = AuthIssuer().start()
+        env.update(
+            BETTER_AUTH_ISSUER=issuer.issuer, BETTER_AUTH_AUDIENCE=issuer.audience, BETTER_AUTH_JWKS_URL=issuer.jwks_url
+        )
+        token = issuer.mint("dj", sub="demo-dj", ttl_s=DEMO_TOKEN_TTL_S, email="dj@example.org")
+        _say(f"local auth issuer at {issuer.jwks_url} (Ed25519)")
+    env.setdefault("FRONTEND_SOURCE", "http://localhost:3000")
     env["MIGRATE_ON_START"] = env.get("MIGRATE_ON_START", "false")
 
-    _say(f"serving on http://{host}:{port} with {workers} worker(s); try /library/rotation and /health/ready")
+    _say(f"serving on http://{host}:{port} with {workers} worker(s)")
+    if token is not None:
+        _say(f"a DJ's token (valid {DEMO_TOKEN_TTL_S // 3600} h): export TOKEN={token}")
+        _say(f'try: curl -s -H "Authorization: Bearer $TOKEN" http://{host}:{port}/library/rotation/1/tracks')
     child = subprocess.Popen(_sanic_command(host, port, workers), cwd=ROOT, env=env, start_new_session=True)
 
     def forward(signum: int, _frame: FrameType | None) -> None:
@@ -130,9 +170,14 @@ def main() -> int:
             except subprocess.TimeoutExpired:
                 os.killpg(child.pid, signal.SIGKILL)
                 child.wait()
-        if fake is not None:
-            fake.stop()
+        for helper in (fake, issuer):
+            if helper is not None:
+                helper.stop()
         if pg_handle is not None:
             pg_handle.cleanup()
         _say("stopped")
     return 0 if child.returncode in (0, -signal.SIGTERM) else child.returncode
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -7,10 +7,10 @@ import random
 import re
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import quote_plus
 
-from backend.services.lookup_coordinator import normalize_part
+from backend.services.lookup_coordinator import LookupKey, lookup_key
 from backend.services.rotation_resolver import is_various_artists
 
 CATALOG_SEED = 20260822
@@ -82,20 +82,15 @@ _KILLED_KINDS: tuple[str, ...] = (
 )  # fmt: skip
 
 
-def lookup_key(artist: str | None, album: str | None) -> str:
-    """Return the LML fixture key for an (artist, album) lookup.
+def _code_letters(artist: str) -> str:
+    """Two call letters from the artist's sorting name (``The Velvet Orchards`` -> ``VE``)."""
+    letters = re.sub(r"[^A-Za-z]", "", artist.removeprefix("The "))[:2].upper()
+    return letters or "VA"
 
-    Each part is trimmed, lowercased and has whitespace runs collapsed to one space;
-    ``None`` or blank becomes ``"∅"``. Album-only (Various Artists) lookups pass ``artist=None``.
 
-    Args:
-        artist: The artist sent to LML, or ``None`` when it was omitted.
-        album: The album sent to LML, or ``None``.
-
-    Returns:
-        ``"<artist>|<album>"`` in normalised form.
-    """
-    return f"{normalize_part(artist)}|{normalize_part(album)}"
+def _alphabetical(artist: str) -> str:
+    """The library's sorting name: ``The Velvet Orchards`` -> ``Velvet Orchards, The``."""
+    return f"{artist.removeprefix('The ')}, The" if artist.startswith("The ") else artist
 
 
 # The resolver's own rule: the demo must look rows up exactly as the service will.
@@ -207,7 +202,7 @@ class LookupFixture:
 class LmlFixtures:
     """Just the LML side of a catalog, for building a fake from hand-made fixtures."""
 
-    lookups: Mapping[str, LookupFixture]
+    lookups: Mapping[LookupKey, LookupFixture]
     releases: Mapping[int, ReleaseFixture]
 
 
@@ -221,14 +216,38 @@ class IdentityFixture:
 
 
 @dataclass(frozen=True)
-class LibraryAlbum:
-    """A ``wxyc_schema.library`` row, optionally with its identity row."""
+class ArtistIds:
+    """The six external ids on ``artists`` (the list route's ``reconciled_identity``)."""
 
-    artist_name: str | None
+    discogs_artist_id: int | None = None
+    musicbrainz_artist_id: str | None = None
+    wikidata_qid: str | None = None
+    spotify_artist_id: str | None = None
+    apple_music_artist_id: str | None = None
+    bandcamp_id: str | None = None
+
+
+@dataclass(frozen=True)
+class LibraryAlbum:
+    """A station ``library`` row (with its artist, genre and format), optionally with its identity row.
+
+    ``code_letters``/``artist_genre_code``/``code_number`` make the call number the web app shows
+    (e.g. "Rock LP VE 112/3"); ``artist_genre_code`` belongs to the (artist, genre) pair.
+    """
+
+    artist_name: str
     album_title: str
     label: str | None
     add_date: datetime.date
     identity: IdentityFixture | None = None
+    genre: str = "Rock"
+    format: str = "CD"
+    code_letters: str = "XX"
+    alphabetical_name: str = ""
+    artist_genre_code: int = 1
+    code_number: int = 1
+    plays: int = 0
+    artist_ids: ArtistIds | None = None
 
 
 @dataclass(frozen=True)
@@ -245,13 +264,14 @@ class RotationRow:
     discogs_release_id: int | None = None
     album_index: int | None = None
     tracklist_lookup_attempted_at: datetime.datetime | None = None
+    duplicate: str | None = None  # how this row duplicates another one for the list (see _add_duplicates)
 
     def is_active(self, today: datetime.date) -> bool:
         """Mirror the SQL predicate ``kill_date IS NULL OR kill_date > CURRENT_DATE``."""
         return self.kill_date is None or self.kill_date > today
 
     @property
-    def lml_key(self) -> str | None:
+    def lml_key(self) -> LookupKey | None:
         """The lookup key tier 3 would use (album-only for V/A), or None when it would not call LML."""
         if not self.artist_name or not self.album_title:
             return None
@@ -266,7 +286,7 @@ class DemoCatalog:
     today: datetime.date
     albums: tuple[LibraryAlbum, ...]
     rotation: tuple[RotationRow, ...]
-    lookups: Mapping[str, LookupFixture]
+    lookups: Mapping[LookupKey, LookupFixture]
     releases: Mapping[int, ReleaseFixture]
 
     def active_rows(self) -> tuple[RotationRow, ...]:
@@ -434,13 +454,15 @@ class _Builder:
         self.today = today
         self.albums: list[LibraryAlbum] = []
         self.rows: list[RotationRow] = []
-        self.lookups: dict[str, LookupFixture] = {}
+        self.lookups: dict[LookupKey, LookupFixture] = {}
         self.releases: dict[int, ReleaseFixture] = {}
-        self._used_keys: set[str] = set()
+        self._used_keys: set[LookupKey] = set()
         self._used_release_ids: set[int] = set()
         self._artist_ids: dict[str, int] = {}
         self._label_ids: dict[str, int] = {}
         self._next_library_id = 60_000
+        self._artist_codes: dict[tuple[str, str], int] = {}
+        self._artist_ids_by_name: dict[str, ArtistIds | None] = {}
         self._real = list(_REAL_ALBUMS)
         self.rng.shuffle(self._real)
         self._real_comps = list(_REAL_COMPILATIONS)
@@ -731,9 +753,78 @@ class _Builder:
         return datetime.datetime.combine(day, datetime.time(12, 0), tzinfo=datetime.timezone.utc)
 
     def _link(self, names: _Names, add_date: datetime.date, identity: IdentityFixture | None) -> int:
-        album_added = add_date - datetime.timedelta(days=self.rng.randint(0, 30))
-        self.albums.append(LibraryAlbum(names.artist, names.album, names.label, album_added, identity))
+        rng = self.rng
+        album_added = add_date - datetime.timedelta(days=rng.randint(0, 30))
+        artist = names.artist
+        genre = _LIBRARY_GENRE[names.genre]
+        code = self._artist_codes.setdefault((artist, genre), len(self._artist_codes) + rng.randint(1, 40))
+        if artist not in self._artist_ids_by_name:
+            self._artist_ids_by_name[artist] = self._external_ids(artist)
+        self.albums.append(
+            LibraryAlbum(
+                artist_name=artist,
+                album_title=names.album,
+                label=names.label,
+                add_date=album_added,
+                identity=identity,
+                genre=genre,
+                format=rng.choice(_FORMATS),
+                code_letters=_code_letters(artist),
+                alphabetical_name=_alphabetical(artist),
+                artist_genre_code=code,
+                code_number=rng.randint(1, 12),
+                plays=int(rng.expovariate(1 / 40)),
+                artist_ids=self._artist_ids_by_name[artist],
+            )
+        )
         return len(self.albums) - 1
+
+    def _external_ids(self, artist: str) -> ArtistIds | None:
+        """Some artists carry reconciled external ids (the list's ``reconciled_identity``)."""
+        rng = self.rng
+        if is_various_artists_name(artist) or rng.random() < 0.5:
+            return None
+        return ArtistIds(
+            discogs_artist_id=self._id_for(self._artist_ids, artist, 10_000, 12_000_000),
+            musicbrainz_artist_id=f"{rng.getrandbits(128):032x}" if rng.random() < 0.6 else None,
+            wikidata_qid=f"Q{rng.randint(1000, 99_999_999)}" if rng.random() < 0.4 else None,
+            spotify_artist_id="".join(rng.choice(_BASE62) for _ in range(22)) if rng.random() < 0.5 else None,
+        )
+
+    def duplicates(self) -> None:
+        """Rows that make the rotation list collapse (or not), as upstream's DISTINCT ON does.
+
+        - ``linked``: a second, older row for the same album and bin: the list shows the newest.
+        - ``unlinked_case``: an unlinked row repeated in upper case: same group (the key lowercases).
+        - ``unlinked_spacing``: repeated with a doubled space: a different group (the key does not
+          collapse whitespace), so both show.
+        - ``other_bin``: the same album in another bin: one entry per bin.
+        Each copy keeps the original's outcome (tier-3 copies share its LML lookup).
+        """
+        active = [r for r in self.rows if r.is_active(self.today) and r.kill_date is None and r.artist_name]
+        linked = [r for r in active if r.album_index is not None and r.expected in (LML_INLINE, TIER2)]
+        unlinked = [r for r in active if r.album_index is None and r.expected in (LML_INLINE, LML_RELEASE, TIER1)]
+        day = datetime.timedelta(days=1)
+        bins = [b for b, _ in _BIN_WEIGHTS]
+        original = self.rng.choice(linked)
+        self.rows.append(replace(original, add_date=original.add_date - 3 * day, duplicate="linked"))
+        original = self.rng.choice(unlinked)
+        upper = replace(
+            original,
+            artist_name=(original.artist_name or "").upper(),
+            album_title=(original.album_title or "").upper(),
+            add_date=original.add_date - day,
+            duplicate="unlinked_case",
+        )
+        self.rows.append(upper)
+        original = self.rng.choice([r for r in unlinked if r is not original and " " in (r.album_title or "")])
+        spaced = (original.album_title or "").replace(" ", "  ", 1)
+        self.rows.append(
+            replace(original, album_title=spaced, add_date=original.add_date - day, duplicate="unlinked_spacing")
+        )
+        original = self.rng.choice([r for r in linked if r.duplicate is None])
+        other = bins[(bins.index(original.rotation_bin) + 1) % len(bins)]
+        self.rows.append(replace(original, rotation_bin=other, duplicate="other_bin"))
 
     def row(self, spec: _RowSpec) -> None:
         """Generate one rotation row (plus its library album and LML fixtures) from ``spec``."""
@@ -886,17 +977,70 @@ _FLAVORS: Mapping[str, tuple[str, ...]] = {
 }
 
 
-def _plan(rng: random.Random) -> list[_RowSpec]:
+@dataclass(frozen=True)
+class _Size:
+    """How many rows of each kind a catalog has."""
+
+    active: tuple[tuple[str, int], ...]
+    flavors: Mapping[str, tuple[str, ...]]
+    killed: int
+    killed_today: int
+    future_kill: int
+    extra_albums: int
+
+
+SIZES: Mapping[str, _Size] = {
+    # ~310 active rows, like production: the demo, the benchmarks and the integration tests.
+    "full": _Size(_ACTIVE_PLAN, _FLAVORS, _KILLED_PAST, _KILLED_TODAY, _FUTURE_KILL, _EXTRA_LIBRARY_ALBUMS),
+    # ~35 active rows that still cover every outcome and flavour: the end-to-end tests.
+    "small": _Size(
+        (
+            (TIER1, 2),
+            (TIER2, 2),
+            (TIER1_AND_TIER2, 1),
+            (TIER2_NULL_IDENTITY, 1),
+            (LML_INLINE, 6),
+            (LML_RELEASE, 4),
+            (RELEASE_404, 2),
+            (MB_RESCUE, 2),
+            (SENTINEL_NO_TRACKS, 1),
+            (FALLBACK, 1),
+            (NO_MATCH, 2),
+            (VARIOUS_ARTISTS, 2),
+            (NO_TEXT, 2),
+            (STAMP_FRESH, 1),
+            (LML_TIMEOUT, 2),
+            (LML_DEGRADED, 1),
+        ),
+        {
+            TIER1: ("fresh_stamp",),
+            LML_INLINE: ("stale_stamp",),
+            RELEASE_404: ("tier1", "lml"),
+            MB_RESCUE: ("rowless", ""),
+            NO_MATCH: ("explicit", ""),
+            VARIOUS_ARTISTS: ("release", "inline"),
+            NO_TEXT: ("artist_null", "album_null"),
+            LML_TIMEOUT: ("direct", "none"),
+        },
+        killed=4,
+        killed_today=1,
+        future_kill=1,
+        extra_albums=3,
+    ),  # fmt: skip
+}
+
+
+def _plan(rng: random.Random, size: _Size) -> list[_RowSpec]:
     specs: list[_RowSpec] = []
-    for kind, count in _ACTIVE_PLAN:
-        flavors = _FLAVORS.get(kind, ())
+    for kind, count in size.active:
+        flavors = size.flavors.get(kind, ())
         default = "inline" if kind == VARIOUS_ARTISTS else ("lml" if kind == RELEASE_404 else "")
         for i in range(count):
             specs.append(_RowSpec(kind, "active", flavors[i] if i < len(flavors) else default))
     eligible = [i for i, s in enumerate(specs) if s.kind in (LML_INLINE, LML_RELEASE, TIER1, TIER2) and not s.flavor]
-    for i in rng.sample(eligible, _FUTURE_KILL):
+    for i in rng.sample(eligible, size.future_kill):
         specs[i] = _RowSpec(specs[i].kind, "future_kill", specs[i].flavor)
-    for state, count in (("killed", _KILLED_PAST), ("killed_today", _KILLED_TODAY)):
+    for state, count in (("killed", size.killed), ("killed_today", size.killed_today)):
         for _ in range(count):
             kind = rng.choice(_KILLED_KINDS)
             specs.append(_RowSpec(kind, state, "inline" if kind == VARIOUS_ARTISTS else ""))
@@ -904,23 +1048,26 @@ def _plan(rng: random.Random) -> list[_RowSpec]:
     return specs
 
 
-def build_demo_catalog(today: datetime.date) -> DemoCatalog:
+def build_demo_catalog(today: datetime.date, size: str = "full") -> DemoCatalog:
     """Build the deterministic demo catalog for ``today``.
 
-    The same ``today`` always yields an equal catalog (a private ``random.Random`` with a fixed
-    seed drives every choice); dates and stamps are relative to ``today``.
+    The same ``today`` and ``size`` always yield an equal catalog (a private ``random.Random``
+    with a fixed seed drives every choice); dates and stamps are relative to ``today``.
 
     Args:
         today: The date the active/killed split and the relative dates are computed from.
+        size: ``"full"`` (~310 active rows) or ``"small"`` (~35, every outcome still covered).
 
     Returns:
-        A catalog of ~310 active and ~42 inactive rotation rows, their library albums and the
-        LML lookup/release fixtures that make each row produce its ``expected`` outcome.
+        The catalog: rotation rows (plus list duplicates), their library albums and the LML
+        lookup/release fixtures that make each row produce its ``expected`` outcome.
     """
+    plan = SIZES[size]
     builder = _Builder(today)
-    for spec in _plan(builder.rng):
+    for spec in _plan(builder.rng, plan):
         builder.row(spec)
-    builder.extra_albums(_EXTRA_LIBRARY_ALBUMS)
+    builder.duplicates()
+    builder.extra_albums(plan.extra_albums)
     return DemoCatalog(
         today=today,
         albums=tuple(builder.albums),

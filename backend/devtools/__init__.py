@@ -1,1 +1,0 @@
-"""Developer tools: the deterministic demo catalog, its PostgreSQL seed and a local LML fake."""

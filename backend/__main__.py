@@ -13,20 +13,46 @@ from backend.db.answers import AnswerStore
 from backend.db.gate import check_schema
 from backend.db.migrate import MigrationError, apply_migrations, load_migrations
 from backend.db.schemas import Schemas
-from backend.db.station import READ_TABLES, SERVICE_TABLES, check_grants
+from backend.db.station import (
+    READ_TABLES,
+    SERVICE_READ_TABLES,
+    SERVICE_TABLES,
+    STAMP_SIDE_EFFECT_TABLES,
+    check_grants,
+)
 
 
-def grant_statements(schemas: Schemas, role: str) -> list[str]:
-    """The least privileges a serving role needs (README: "Deploying against the station")."""
+def grant_statements(schemas: Schemas, role: str, *, side_effect_tables: tuple[str, ...] = ()) -> list[str]:
+    """The least privileges a serving role needs (README: "Deploying against the station").
+
+    Args:
+        schemas: the schema names.
+        role: the serving role.
+        side_effect_tables: station tables that station triggers write when the stamp is updated.
+    """
     s, svc = schemas.station, schemas.service
-    return [
+    statements = [
         f"GRANT USAGE ON SCHEMA {s} TO {role};",
         f"GRANT SELECT ON {', '.join(f'{s}.{t}' for t in READ_TABLES)} TO {role};",
         f"GRANT UPDATE (tracklist_lookup_attempted_at) ON {s}.rotation TO {role};",
+    ]
+    statements += [f"GRANT SELECT, UPDATE ON {s}.{t} TO {role};" for t in side_effect_tables]
+    return [
+        *statements,
         f"GRANT USAGE ON SCHEMA {svc} TO {role};",
+        f"GRANT SELECT ON {', '.join(f'{svc}.{t}' for t in SERVICE_READ_TABLES)} TO {role};",
         f"GRANT SELECT, INSERT, UPDATE, DELETE ON {', '.join(f'{svc}.{t}' for t in SERVICE_TABLES)} TO {role};",
         f"GRANT USAGE ON SEQUENCE {svc}.answer_seq TO {role};",
     ]
+
+
+async def side_effect_tables(conn: asyncpg.Connection, schemas: Schemas) -> tuple[str, ...]:
+    """The stamp's trigger side-effect tables that exist in this station schema."""
+    found = []
+    for table in STAMP_SIDE_EFFECT_TABLES:
+        if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{schemas.station}.{table}"):
+            found.append(table)
+    return tuple(found)
 
 
 async def _run(args: argparse.Namespace, settings: AppConfig) -> int:
@@ -45,7 +71,8 @@ async def _run(args: argparse.Namespace, settings: AppConfig) -> int:
                 print("this role may serve" if not missing else "this role lacks: " + "; ".join(missing))
             return 0 if state.ok else 2
         elif args.command == "grants":
-            print("\n".join(grant_statements(schemas, args.role)))
+            tables = await side_effect_tables(conn, schemas)
+            print("\n".join(grant_statements(schemas, args.role, side_effect_tables=tables)))
         elif args.command == "answers":
             pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=1)
             try:

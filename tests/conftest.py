@@ -1,4 +1,4 @@
-"""Shared fixtures: a real PostgreSQL (DATABASE_URL or embedded), a migrated database per session."""
+"""Shared fixtures: a real PostgreSQL (DATABASE_URL or embedded) with the station fixture, the LML fake, the auth issuer."""
 
 from __future__ import annotations
 
@@ -17,14 +17,24 @@ import pytest
 from sanic import Sanic
 
 from backend.app import create_app
+from backend.auth import AuthSettings
 from backend.config import AppConfig
 from backend.context import App
 from backend.db.migrate import migrate
+from backend.db.schemas import Schemas
+from devtools.auth_issuer import AuthIssuer
 from devtools.demo_catalog import DemoCatalog, build_demo_catalog
 from devtools.lml_fake import LmlFake
 from devtools.seed import seed_demo
+from devtools.station import create_station_schema, empty_station_tables
 
 Sanic.test_mode = True  # many apps per session, each built by create_app
+
+SCHEMAS = Schemas()
+
+
+def with_database(url: str, name: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path="/" + name))
 
 
 @pytest.fixture(scope="session")
@@ -46,33 +56,56 @@ def pg_server_url() -> Iterator[str]:
         shutil.rmtree(base, ignore_errors=True)
 
 
-def _with_database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path="/" + name))
+async def create_station_database(server_url: str, *, schemas: Schemas = SCHEMAS, migrated: bool = True) -> str:
+    """A fresh database with the station fixture (and the service schema when ``migrated``); returns its URL."""
+    name = "rp_test_" + uuid.uuid4().hex[:10]
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    url = with_database(server_url, name)
+    conn = await asyncpg.connect(url)
+    try:
+        await create_station_schema(conn, schemas)
+    finally:
+        await conn.close()
+    if migrated:
+        await migrate(url, schemas)
+    return url
+
+
+async def drop_database(server_url: str, url: str) -> None:
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{urlsplit(url).path.lstrip("/")}" WITH (FORCE)')
+    finally:
+        await admin.close()
 
 
 @pytest.fixture(scope="session")
 async def database_url(pg_server_url: str) -> AsyncIterator[str]:
-    """A fresh, migrated database for this test session, dropped afterwards."""
-    name = "rp_test_" + uuid.uuid4().hex[:10]
-    admin = await asyncpg.connect(pg_server_url)
+    """This session's database: the station fixture, migrated, dropped afterwards."""
+    url = await create_station_database(pg_server_url)
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        url = _with_database(pg_server_url, name)
-        await migrate(url)
         yield url
     finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        await drop_database(pg_server_url, url)
+
+
+async def empty_database(conn: asyncpg.Connection, schemas: Schemas = SCHEMAS) -> None:
+    """No station rows, no stored answers, a full LML bucket, no walker."""
+    await empty_station_tables(conn, schemas)
+    svc = schemas.service
+    await conn.execute(f"TRUNCATE {svc}.row_answer, {svc}.release_answer, {svc}.walker")
+    await conn.execute(f"UPDATE {svc}.lml_budget SET tokens = 0, refilled_at = '2000-01-01T00:00:00Z'")
 
 
 @pytest.fixture
 async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    """A connection to an emptied database (all rows truncated, ids restarted)."""
+    """A connection to an emptied database (all rows removed, ids restarted)."""
     conn = await asyncpg.connect(database_url)
-    await conn.execute(
-        "TRUNCATE wxyc_schema.flowsheet, wxyc_schema.rotation, wxyc_schema.library_identity,"
-        " wxyc_schema.library RESTART IDENTITY CASCADE"
-    )
+    await empty_database(conn)
     try:
         yield conn
     finally:
@@ -81,7 +114,14 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
 
 @pytest.fixture(scope="session")
 def catalog() -> DemoCatalog:
+    """The full demo catalog (~310 active rows)."""
     return build_demo_catalog(dt.date.today())
+
+
+@pytest.fixture(scope="session")
+def small_catalog() -> DemoCatalog:
+    """The small catalog (~35 active rows, every outcome): end-to-end tests."""
+    return build_demo_catalog(dt.date.today(), "small")
 
 
 @pytest.fixture(scope="session")
@@ -101,16 +141,33 @@ def lml_fake(lml_fake_session: LmlFake) -> LmlFake:
     return lml_fake_session
 
 
+@pytest.fixture(scope="session")
+def issuer() -> Iterator[AuthIssuer]:
+    """The local auth service (Ed25519 JWKS over real HTTP)."""
+    with AuthIssuer() as auth:
+        yield auth
+
+
+@pytest.fixture
+def dj_headers(issuer: AuthIssuer) -> dict[str, str]:
+    """Headers with a valid token for a DJ (``catalog:read``)."""
+    return {"Authorization": f"Bearer {issuer.mint('dj')}"}
+
+
+def auth_settings(issuer: AuthIssuer) -> AuthSettings:
+    return AuthSettings(issuer=issuer.issuer, audience=issuer.audience, jwks_url=issuer.jwks_url)
+
+
 @pytest.fixture
 async def seeded(db: asyncpg.Connection, catalog: DemoCatalog) -> asyncpg.Connection:
-    """The demo catalog in a freshly truncated database (rotation id = catalog index + 1)."""
-    await seed_demo(db, catalog, only_if_empty=False)
+    """The demo catalog in a freshly emptied database (rotation id = catalog index + 1)."""
+    await seed_demo(db, catalog, SCHEMAS, only_if_empty=False)
     return db
 
 
 @pytest.fixture
-def make_app(database_url: str, lml_fake: LmlFake) -> Callable[..., App]:
-    """Build an app on the test database and the fake; keyword arguments override settings."""
+def make_app(database_url: str, lml_fake: LmlFake, issuer: AuthIssuer) -> Callable[..., App]:
+    """Build an app on the test database, the fake and the issuer; keyword arguments override settings."""
 
     def build(**overrides: Any) -> App:
         settings = AppConfig(
@@ -120,6 +177,7 @@ def make_app(database_url: str, lml_fake: LmlFake) -> Callable[..., App]:
             warm_enabled=False,
             lml_rate_per_min=100_000,
             lml_breaker_threshold=1_000_000,
+            auth=auth_settings(issuer),
             app_name="rp_" + uuid.uuid4().hex[:8],
         )
         return create_app(settings.replace(**overrides))

@@ -10,6 +10,9 @@ import asyncpg
 
 from backend.db.schemas import Schemas
 
+# How long a stamp write waits for a row lock held by someone else before giving up.
+STAMP_LOCK_TIMEOUT = "500ms"
+
 # Stored with this outcome, a row is not answered but waiting for the walk's next attempt.
 RETRY_OUTCOME = "lml_error"
 
@@ -261,11 +264,19 @@ class RotationRepository:
 
     async def stamp_lookup_attempted(self, rotation_id: int) -> None:
         """Record a confirmed tier-3 miss so restarts and the walk skip the row for 7 days."""
-        await self._pool.execute(self._stamp_sql, rotation_id)
+        await self._write_stamp(self._stamp_sql, rotation_id)
 
     async def clear_lookup_stamp(self, rotation_id: int) -> None:
         """Drop a negative stamp once LML matched the row (its inputs changed since the miss)."""
-        await self._pool.execute(self._unstamp_sql, rotation_id)
+        await self._write_stamp(self._unstamp_sql, rotation_id)
+
+    async def _write_stamp(self, sql: str, rotation_id: int) -> None:
+        # A station statement trigger (touch_library_watermark_from_rotation) updates one shared
+        # watermark row on every rotation UPDATE; a long station job can hold that row. Never let
+        # a DJ's request wait on it: give up after STAMP_LOCK_TIMEOUT (the stamp is best effort).
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(f"SET LOCAL lock_timeout = '{STAMP_LOCK_TIMEOUT}'")
+            await conn.execute(sql, rotation_id)
 
     async def live_activity(self, lookback_s: int) -> bool:
         """Whether a DJ logged a track in the last ``lookback_s`` seconds (0 disables the probe)."""

@@ -116,6 +116,15 @@ async def check_station_schema(conn: asyncpg.Connection, schemas: Schemas) -> St
 # What the serving role must be allowed to do (README: "Deploying against the station").
 READ_TABLES = tuple(REQUIRED_COLUMNS)
 SERVICE_TABLES = ("row_answer", "release_answer", "lml_budget", "walker")
+# Read only, to know whether the service schema is current.
+SERVICE_READ_TABLES = ("schema_migrations",)
+# Station tables that station triggers write when the stamp column is updated (the triggers run
+# with the updating role's privileges): touch_library_watermark_from_rotation, on the current schema.
+STAMP_SIDE_EFFECT_TABLES = ("library_watermark",)
+
+
+class _RollbackError(Exception):
+    """Raised to roll back a probe transaction."""
 
 
 async def check_grants(conn: asyncpg.Connection, schemas: Schemas) -> tuple[str, ...]:
@@ -129,9 +138,24 @@ async def check_grants(conn: asyncpg.Connection, schemas: Schemas) -> tuple[str,
     )
     if not stamp:
         missing.append(f"UPDATE (tracklist_lookup_attempted_at) on {schemas.station}.rotation")
+    else:
+        # Statement triggers fire even for UPDATE 0: this proves the stamp write works, trigger side effects included.
+        try:
+            async with conn.transaction():
+                await conn.execute(
+                    f"UPDATE {schemas.station}.rotation SET tracklist_lookup_attempted_at = NULL WHERE false"
+                )
+                raise _RollbackError
+        except _RollbackError:
+            pass
+        except asyncpg.InsufficientPrivilegeError as exc:
+            missing.append(f"what station triggers write on a stamp update ({exc})")
     if not await conn.fetchval("SELECT has_schema_privilege($1, 'USAGE')", schemas.service):
         missing.append(f"USAGE on schema {schemas.service}")
         return tuple(missing)
+    for table in SERVICE_READ_TABLES:
+        if not await conn.fetchval("SELECT has_table_privilege($1, 'SELECT')", f"{schemas.service}.{table}"):
+            missing.append(f"SELECT on {schemas.service}.{table}")
     for table in SERVICE_TABLES:
         qualified = f"{schemas.service}.{table}"
         for privilege in ("SELECT", "INSERT", "UPDATE", "DELETE"):

@@ -317,8 +317,8 @@ class RotationResolver:
                 await self._rows.stamp_lookup_attempted(row.rotation_id)
             elif outcome is Outcome.LML_POSITIVE and row.lookup_attempted_at is not None:
                 await self._rows.clear_lookup_stamp(row.rotation_id)
-        except DATABASE_ERRORS:  # the stamp is an optimisation; the answer stands without it
-            logger.exception("failed to update tracklist_lookup_attempted_at rotation_id=%d", row.rotation_id)
+        except DATABASE_ERRORS as exc:  # the stamp is an optimisation; the answer stands without it
+            logger.warning("stamp not written rotation_id=%d error=%r", row.rotation_id, exc)
 
     def _remember(self, rotation_id: int, answer: CachedAnswer, active: bool, ttl_s: float) -> None:
         target = self._caches.rotation if active else self._caches.cold

@@ -53,6 +53,7 @@ def create_app(config: AppConfig | None = None) -> App:
     async def name_worker(app: App) -> None:
         # Registered first, so it runs before every other start listener.
         app.ctx.started_at = time.monotonic()
+        app.ctx.draining = False
         # Everything imported and built so far lives as long as the worker: move it out of the
         # collector's generations so later collections (e.g. while loading answers, or in a
         # request) do not rescan it.

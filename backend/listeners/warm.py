@@ -82,8 +82,13 @@ def _register_worker(app: App) -> None:
             _, still = await asyncio.wait(pending, timeout=STOP_WAIT_S)
             if still:
                 logger.warning(
-                    "%s %d background task(s) did not stop within %.0fs", LOG_PREFIX, len(still), STOP_WAIT_S
+                    "%s background tasks did not stop within %.0fs tasks=%s",
+                    LOG_PREFIX,
+                    STOP_WAIT_S,
+                    ",".join(sorted(t.get_name() for t in still)),
                 )
+                for t in still:
+                    t.print_stack()
         app.purge_tasks()
 
 

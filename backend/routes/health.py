@@ -57,7 +57,12 @@ async def warm_status(app: App) -> dict[str, Any]:
         walker = None
     try:
         size = await asyncio.wait_for(ctx.services.answers.size(), DB_PROBE_TIMEOUT_S)
-        stored: dict[str, Any] | None = {"rows": size.rows, "releases": size.releases, "bytes": size.bytes}
+        stored: dict[str, Any] | None = {
+            "rows": size.rows,
+            "releases": size.releases,
+            "retrying": size.retrying,
+            "bytes": size.bytes,
+        }
     except DATABASE_ERRORS:
         stored = None
     return {"walker": walker, "worker": ctx.follower.status(), "stored": stored}

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from backend.aio import wait_event
 from backend.services.graph import Services
 from backend.warm.hints import Hint
 from backend.warm.walk import DB_DOWN_ERRORS, LOG_PREFIX
@@ -210,10 +211,7 @@ class AnswerFollower:
     async def run(self) -> None:
         """Follow until cancelled: re-check hinted rows, read new answers; never raises."""
         while True:
-            try:
-                await asyncio.wait_for(self._wake.wait(), self._poll_s)
-            except asyncio.TimeoutError:
-                pass
+            await wait_event(self._wake, self._poll_s)
             self._wake.clear()
             try:
                 await self._process_hints()

@@ -17,6 +17,7 @@ from typing import Any
 
 import asyncpg
 
+from backend.aio import wait_event
 from backend.db.schemas import CDC_CHANNEL, CDC_OVERSIZED_CHANNEL, Schemas
 
 logger = logging.getLogger(__name__)
@@ -122,11 +123,8 @@ class HintListener:
     async def _watch(self, conn: Any, closed: asyncio.Event) -> None:
         """Return when the connection closed, or stopped answering a periodic ping (a silent network)."""
         while True:
-            try:
-                await asyncio.wait_for(closed.wait(), KEEPALIVE_S)
+            if await wait_event(closed, KEEPALIVE_S):
                 return
-            except asyncio.TimeoutError:
-                pass
             try:
                 await asyncio.wait_for(conn.fetchval("SELECT 1"), KEEPALIVE_TIMEOUT_S)
             except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):

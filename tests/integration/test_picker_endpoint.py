@@ -1,4 +1,4 @@
-"""GET /library/rotation/<id>/tracks end to end: real PostgreSQL, real HTTP to the LML fake.
+"""GET /library/rotation/<id>/tracks end to end: real PostgreSQL, real HTTP to the LML fake and the auth issuer.
 
 Each test pins one row of the status matrix (upstream-reference.md §3.5 with this project's
 corrections: strict ids, 401/403 from LML is a 502, malformed LML bodies are 502 and never cached).
@@ -14,6 +14,7 @@ import asyncpg
 import pytest
 
 from backend.context import App
+from backend.services.lookup_coordinator import lookup_key
 from devtools import demo_catalog as dc
 from devtools.demo_catalog import DemoCatalog
 from devtools.lml_fake import LmlFake
@@ -23,9 +24,18 @@ pytestmark = pytest.mark.pg
 
 MakeApp = Callable[..., App]
 
+# A DJ's token for every request of this module (set per test by the autouse fixture below).
+HEADERS: dict[str, str] = {}
+
+
+@pytest.fixture(autouse=True)
+def _as_a_dj(dj_headers: dict[str, str]) -> None:
+    HEADERS.clear()
+    HEADERS.update(dj_headers)
+
 
 async def get(app: App, path: str) -> tuple[int, Any]:
-    _, response = await app.asgi_client.get(path)
+    _, response = await app.asgi_client.get(path, headers=HEADERS)
     return response.status_code, response.json
 
 
@@ -48,7 +58,7 @@ def closed_port() -> int:
 def expected_inline(catalog: DemoCatalog, rotation_id: int) -> list[dict[str, Any]]:
     row = catalog.rotation[rotation_id - 1]
     fixture = catalog.lookups[
-        dc.lookup_key(None if dc.is_various_artists_name(row.artist_name) else row.artist_name, row.album_title)
+        lookup_key(None if dc.is_various_artists_name(row.artist_name) else row.artist_name, row.album_title)
     ]
     assert fixture.tracklist is not None
     return [
@@ -161,7 +171,7 @@ class TestResolvedOutcomes:
         rid = row_id(catalog, dc.VARIOUS_ARTISTS)
         status, body = await get(make_app(), f"/library/rotation/{rid}/tracks")
         assert status == 200 and body
-        assert lml_fake.stats()["lookup_keys"] == [dc.lookup_key(None, catalog.rotation[rid - 1].album_title)]
+        assert lml_fake.stats()["lookup_keys"] == [lookup_key(None, catalog.rotation[rid - 1].album_title)]
 
     @pytest.mark.parametrize("outcome", [dc.FALLBACK, dc.NO_MATCH, dc.SENTINEL_NO_TRACKS])
     async def test_confirmed_miss_is_empty_cached_and_stamped(
@@ -180,14 +190,42 @@ class TestResolvedOutcomes:
         assert lml_fake.stats()["counts"]["lookup"] == 1
         assert await stamp_of(seeded, rid) is not None
 
-    async def test_stamp_survives_a_restart(
+    async def test_a_miss_survives_a_restart(
         self, make_app: MakeApp, seeded: Any, catalog: DemoCatalog, lml_fake: LmlFake
     ) -> None:
-        """A new process (empty caches) still skips a stamped row."""
+        """A new process (empty caches) answers a confirmed miss from the stored answer, without LML."""
         rid = row_id(catalog, dc.NO_MATCH)
         await get(make_app(), f"/library/rotation/{rid}/tracks")
         assert await get(make_app(), f"/library/rotation/{rid}/tracks") == (200, [])
         assert lml_fake.stats()["counts"]["lookup"] == 1
+
+    async def test_a_stamp_alone_still_skips_lml(
+        self, make_app: MakeApp, seeded: asyncpg.Connection, catalog: DemoCatalog, lml_fake: LmlFake
+    ) -> None:
+        """A stamp this service has no answer for (e.g. written by the TypeScript backend) is honoured."""
+        rid = row_id(catalog, dc.NO_MATCH)
+        await seeded.execute("UPDATE wxyc_schema.rotation SET tracklist_lookup_attempted_at = now() WHERE id = $1", rid)
+        assert await get(make_app(), f"/library/rotation/{rid}/tracks") == (200, [])
+        assert lml_calls(lml_fake) == 0
+
+    async def test_a_stamp_written_for_other_text_no_longer_counts(
+        self, make_app: MakeApp, seeded: asyncpg.Connection, catalog: DemoCatalog, lml_fake: LmlFake
+    ) -> None:
+        """Text corrected by plain SQL (the stamp left as it was) is looked up again, and matches."""
+        miss, hit = row_id(catalog, dc.NO_MATCH), row_id(catalog, dc.LML_INLINE)
+        await get(make_app(), f"/library/rotation/{miss}/tracks")
+        assert await stamp_of(seeded, miss) is not None
+        good = catalog.rotation[hit - 1]
+        await seeded.execute(
+            "UPDATE wxyc_schema.rotation SET artist_name = $2, album_title = $3 WHERE id = $1",
+            miss,
+            good.artist_name,
+            good.album_title,
+        )
+        status, body = await get(make_app(), f"/library/rotation/{miss}/tracks")
+        assert status == 200 and [t["title"] for t in body] == [t["title"] for t in expected_inline(catalog, hit)]
+        assert lml_fake.stats()["counts"]["lookup"] == 2
+        assert await stamp_of(seeded, miss) is None
 
     @pytest.mark.parametrize("outcome", [dc.NO_TEXT, dc.STAMP_FRESH])
     async def test_rows_that_never_reach_lml(
@@ -314,49 +352,39 @@ class TestDatabaseDown:
 
 class TestHealth:
     async def test_ready_reports_healthy_with_caches_and_warm_state(self, make_app: MakeApp, seeded: Any) -> None:
-        """Both probes ok: healthy, with cache, limiter and warm state for operators."""
+        """Every probe ok: healthy, with cache, limiter, stored-answer and warm state for operators."""
         status, body = await get(make_app(), "/health/ready")
         assert status == 200
-        assert body["status"] == "healthy" and body["services"] == {"database": "ok", "lml": "ok"}
-        assert body["warm"]["status"] == "disabled"
-        assert {"rotation", "release"} <= set(body["caches"])
+        assert body["status"] == "healthy"
+        assert body["services"] == {"database": "ok", "schema": "ok", "lml": "ok", "auth": "jwks"}
+        assert body["warm"]["walker"] is None and body["warm"]["worker"]["loaded"] is True
+        assert body["warm"]["stored"] == {
+            "rows": 0,
+            "releases": 0,
+            "retrying": 0,
+            "bytes": body["warm"]["stored"]["bytes"],
+        }
+        assert {"rotation", "cold", "release_positive", "release_negative"} == set(body["caches"])
+
+    async def test_ready_is_unhealthy_until_the_schema_is_migrated(self, make_app: MakeApp, pg_server_url: str) -> None:
+        """A station database the service schema was never applied to: readiness 503 naming the fix."""
+        from tests.conftest import create_station_database, drop_database
+
+        url = await create_station_database(pg_server_url, migrated=False)
+        try:
+            app = make_app(database_url=url)
+            status, body = await get(app, "/health/ready")
+            assert status == 503 and body["services"]["schema"] == "pending"
+            assert "python -m backend migrate" in body["schema"]
+            status, body = await get(app, "/library/rotation/1/tracks")
+            assert (status, body) == (503, {"message": "database unavailable"})
+        finally:
+            await drop_database(pg_server_url, url)
 
     async def test_ready_is_degraded_when_lml_is_down(self, make_app: MakeApp, seeded: Any) -> None:
         """LML unreachable makes readiness degraded, still 200."""
         status, body = await get(make_app(lml_url=f"http://127.0.0.1:{closed_port()}"), "/health/ready")
         assert status == 200 and body["status"] == "degraded" and body["services"]["lml"] == "unavailable"
-
-
-class TestRotationList:
-    async def test_lists_active_rows_with_rotation_id_and_album_id(
-        self, make_app: MakeApp, seeded: Any, catalog: DemoCatalog
-    ) -> None:
-        """Every active row once, killed rows absent; rotation_id is the row, id the album or null."""
-        status, body = await get(make_app(), "/library/rotation")
-        assert status == 200
-        active = catalog.active_rows()
-        assert len(body) == len(active)
-        ids = {r["rotation_id"] for r in body}
-        for killed in (i + 1 for i, r in enumerate(catalog.rotation) if not r.is_active(catalog.today)):
-            assert killed not in ids
-        linked = next(r for r in body if r["rotation_id"] == row_id(catalog, dc.TIER2))
-        unlinked_id = next(
-            i + 1 for i, r in enumerate(catalog.rotation) if r.album_index is None and r.is_active(catalog.today)
-        )
-        unlinked = next(r for r in body if r["rotation_id"] == unlinked_id)
-        assert isinstance(linked["id"], int) and unlinked["id"] is None
-        assert set(body[0]) == {
-            "rotation_id",
-            "id",
-            "artist_name",
-            "album_title",
-            "record_label",
-            "rotation_bin",
-            "add_date",
-            "kill_date",
-        }
-        bins = [r["rotation_bin"] for r in body]
-        assert bins == sorted(bins, key="HMLS".index)
 
 
 class TestEarlyLml:

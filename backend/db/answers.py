@@ -159,11 +159,18 @@ class AnswerStore:
                    OR (rel.status = 'ok' AND rel.expires_at < $1 AND NOT $2))
             ORDER BY rel.expires_at NULLS FIRST
         """
+        # The same retries the walk's due queries return (rows still in rotation, releases still in
+        # use), so "a retry is due" always means there is something to retry.
         self._retry_schedule_sql = f"""
             SELECT count(*) AS pending, extract(epoch FROM min(due) - now())::float8 AS next_in_s FROM (
-                SELECT expires_at AS due FROM {svc}.row_answer WHERE outcome = '{RETRY_OUTCOME}'
+                SELECT ans.expires_at AS due FROM {svc}.row_answer ans
+                JOIN {s}.rotation r ON r.id = ans.rotation_id
+                WHERE ans.outcome = '{RETRY_OUTCOME}' AND {ACTIVE_ROTATION}
                 UNION ALL
-                SELECT expires_at FROM {svc}.release_answer WHERE status = 'error'
+                SELECT rel.expires_at FROM {svc}.release_answer rel
+                WHERE rel.status = 'error' AND EXISTS (
+                    SELECT 1 FROM {svc}.row_answer ans WHERE ans.release_id = rel.release_id
+                    AND ans.tracks IS NULL AND ans.outcome <> '{RETRY_OUTCOME}' AND ans.expires_at > now())
             ) retries
         """
         self._purge_rows_sql = f"""

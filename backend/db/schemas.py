@@ -12,6 +12,8 @@ SERVICE_TOKEN = "__SERVICE__"
 # library, artists, ... as JSON, and the primary key alone when the row is too large.
 CDC_CHANNEL = "cdc"
 CDC_OVERSIZED_CHANNEL = "cdc_oversized"
+# ... and a notice when the cdc trigger itself failed (the change is unknown).
+CDC_ERROR_CHANNEL = "cdc_error"
 
 
 @dataclass(frozen=True)

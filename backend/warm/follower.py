@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from backend.aio import wait_event
+from backend.db.answers import Loaded
 from backend.services.graph import Services
 from backend.warm.hints import Hint
 from backend.warm.walk import DB_DOWN_ERRORS, LOG_PREFIX
@@ -58,6 +59,7 @@ class AnswerFollower:
         self._recheck_all = False
         self._loading = False
         self._hinted_while_loading: set[int] = set()
+        self._libraries_while_loading: set[int] = set()
         self.loads = 0
         self.rows_loaded = 0
         self.releases_loaded = 0
@@ -95,6 +97,8 @@ class AnswerFollower:
     def libraries_hinted(self, library_ids: list[int]) -> None:
         self.hints += len(library_ids)
         self._hinted_libraries.update(library_ids)
+        if self._loading:
+            self._libraries_while_loading.update(library_ids)
         self._wake.set()
 
     def missed(self) -> None:
@@ -111,7 +115,7 @@ class AnswerFollower:
         started = self._clock()
         try:
             count = await self._s.rows.active_count()
-            loaded = await self._s.answers.load(0)
+            loaded = await self._guarded_read(0)
         except DB_DOWN_ERRORS as exc:
             logger.warning(
                 "%s answers_not_loaded: worker=%s error=%r; serving cold until the database is back",
@@ -145,22 +149,35 @@ class AnswerFollower:
 
     async def load_new(self) -> int:
         """Read answers written since the last read; return how many were applied."""
+        loaded = await self._guarded_read(self._cursor)
+        if loaded.rows or loaded.releases:
+            c = self._s.caches
+            c.rotation.grow_to_hold(len(c.rotation) + len(loaded.rows))
+            c.release_positive.grow_to_hold(len(c.release_positive) + len(loaded.releases))
+            c.release_negative.grow_to_hold(len(c.release_negative) + len(loaded.releases))
+            self._apply(loaded.rows, loaded.releases)
+        self._cursor = max(self._cursor, loaded.last_seq)
+        return len(loaded.rows) + len(loaded.releases)
+
+    async def _guarded_read(self, after_seq: int) -> Loaded:
+        """Read stored answers, leaving out rows hinted while the read was in flight.
+
+        Such a row may have been read with its old inputs: it is left to the re-check (and to the
+        walker's new answer), never applied from this read.
+        """
         self._loading = True
         self._hinted_while_loading.clear()
+        self._libraries_while_loading.clear()
         try:
-            loaded = await self._s.answers.load(self._cursor)
+            loaded = await self._s.answers.load(after_seq)
+            hinted = set(self._hinted_while_loading)
+            if self._libraries_while_loading:
+                hinted.update(await self._s.rows.rows_of_albums(sorted(self._libraries_while_loading)))
         finally:
             self._loading = False
-        # A row hinted while the read was in flight may have been read with its old inputs:
-        # leave it to the re-check (and the walker's new answer), never apply it here.
-        rows = [r for r in loaded.rows if r.rotation_id not in self._hinted_while_loading]
-        if rows or loaded.releases:
-            c = self._s.caches
-            c.rotation.grow_to_hold(len(c.rotation) + len(rows))
-            c.release_positive.grow_to_hold(len(c.release_positive) + len(loaded.releases))
-            self._apply(rows, loaded.releases)
-        self._cursor = max(self._cursor, loaded.last_seq)
-        return len(rows) + len(loaded.releases)
+        if not hinted:
+            return loaded
+        return Loaded([r for r in loaded.rows if r.rotation_id not in hinted], loaded.releases, loaded.last_seq)
 
     def _apply(self, rows: list[Any], releases: list[Any]) -> None:
         for release in releases:
@@ -179,6 +196,7 @@ class AnswerFollower:
             chunk = rotation_ids[start : start + REVALIDATE_CHUNK]
             current = await self._s.rows.current_inputs(chunk)
             dropped += self._s.resolver.revalidate(chunk, current)
+        dropped = sorted(set(dropped))
         self.dropped += len(dropped)
         if dropped:
             logger.info(
@@ -191,20 +209,33 @@ class AnswerFollower:
         return dropped
 
     async def _process_hints(self) -> None:
-        """Re-check what hints named; a hint is only forgotten once its re-check succeeded."""
+        """Re-check what hints named. A hint is taken before its re-check (one arriving meanwhile is
+        kept for the next round) and put back if the re-check fails."""
         if self._recheck_all:
-            ids = self._s.resolver.cached_ids() + self._s.caches.cold.keys()
-            dropped = await self.recheck(ids)
             self._recheck_all = False
+            ids = self._s.resolver.cached_ids() + self._s.caches.cold.keys()
+            try:
+                dropped = await self.recheck(ids)
+            except BaseException:
+                self._recheck_all = True
+                raise
             logger.info("%s rechecked: worker=%s cached=%d dropped=%d", LOG_PREFIX, self._name, len(ids), len(dropped))
         if self._hinted_libraries:
             libraries = list(self._hinted_libraries)
-            self._hinted.update(await self._s.rows.rows_of_albums(libraries))
             self._hinted_libraries.difference_update(libraries)
+            try:
+                self._hinted.update(await self._s.rows.rows_of_albums(libraries))
+            except BaseException:
+                self._hinted_libraries.update(libraries)
+                raise
         if self._hinted:
             ids = sorted(self._hinted)
-            await self.recheck(ids)
             self._hinted.difference_update(ids)
+            try:
+                await self.recheck(ids)
+            except BaseException:
+                self._hinted.update(ids)
+                raise
             if self.on_hinted_rows is not None:
                 self.on_hinted_rows(ids)
 

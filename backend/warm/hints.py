@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 
 from backend.aio import wait_event
-from backend.db.schemas import CDC_CHANNEL, CDC_OVERSIZED_CHANNEL, Schemas
+from backend.db.schemas import CDC_CHANNEL, CDC_ERROR_CHANNEL, CDC_OVERSIZED_CHANNEL, Schemas
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +58,8 @@ def parse(channel: str, payload: str, schemas: Schemas) -> Hint:
     """Turn a notification into a :class:`Hint` (station.md §1 for the cdc shapes)."""
     if channel == schemas.answers_channel:
         return Hint(answers=True)
+    if channel == CDC_ERROR_CHANNEL:
+        return UNREADABLE  # a station change failed to notify: anything may have changed
     try:
         body = json.loads(payload)
         if not isinstance(body, dict):
@@ -106,7 +108,13 @@ class HintListener:
         self._name = name
         self._connect = connect
         self._sleep = sleep
-        self.channels = (CDC_CHANNEL, CDC_OVERSIZED_CHANNEL, schemas.hints_channel, schemas.answers_channel)
+        self.channels = (
+            CDC_CHANNEL,
+            CDC_OVERSIZED_CHANNEL,
+            CDC_ERROR_CHANNEL,
+            schemas.hints_channel,
+            schemas.answers_channel,
+        )
         self.connected = asyncio.Event()
         self.notifications = 0
         self.reconnects = 0
@@ -150,14 +158,19 @@ class HintListener:
                 if ever_connected:
                     self.reconnects += 1
                     logger.warning("hint listener reconnected worker=%s; re-checking cached rows", self._name)
-                    self._on_missed()
+                # Also on the first connection: what changed between loading the answers and now
+                # was never notified to this process.
+                self._on_missed()
                 ever_connected = True
                 delay = RETRY_FIRST_S
                 self.connected.set()
                 await self._watch(conn, closed)
                 logger.warning("hint listener lost its connection worker=%s", self._name)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                logger.warning("hint listener failed worker=%s error=%r", self._name, exc)
+                # E.g. LISTEN refused on a standby after a failover: back off as for a failed connect.
+                logger.warning("hint listener failed worker=%s retryInS=%.0f error=%r", self._name, delay, exc)
+                await self._sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_S)
             finally:
                 self.connected.clear()
                 if not conn.is_closed():

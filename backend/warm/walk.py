@@ -44,6 +44,8 @@ RETRY_FIRST_S = 5.0
 # When a walker has nothing due it still wakes this often to read the retry schedule (another
 # process may have scheduled a retry).
 IDLE_RECHECK_S = 60.0
+# After a round failed on something unexpected, wait this long before the next one.
+ROUND_FAILED_WAIT_S = 5.0
 
 # Errors that mean "the database is not there": the walker pauses and resumes on these.
 DB_DOWN_ERRORS = DATABASE_UNAVAILABLE
@@ -236,6 +238,7 @@ class Walker:
         self._wake = asyncio.Event()
         self._probe_error_logged = False
         self._pass_requested = False
+        self._next_pass = 0.0
         self.status = WalkerStatus()
 
     # -- inputs ----------------------------------------------------------------------------------
@@ -254,25 +257,48 @@ class Walker:
     # -- the loop ----------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Pass, then keep re-warming changed rows, retrying failed ones and passing again, until cancelled."""
-        d, s = self._deps, self._settings
-        next_pass = d.clock()
+        """Pass, then keep re-warming changed rows, retrying failed ones and passing again, until cancelled.
+
+        Each round catches and reports its own failure (a bug, not an outage: outages pause inside),
+        then waits a little and goes on, so one bad row or query never ends the walk.
+        """
+        d = self._deps
+        self._next_pass = d.clock()
         while True:
-            await self._drain_changed()
-            if d.clock() >= next_pass or self._pass_requested:
-                self._pass_requested = False
-                await self.run_pass()
-                next_pass = d.clock() + s.pass_interval_s
-                self.status.next_pass_at = _iso(d.now() + dt.timedelta(seconds=s.pass_interval_s))
-                await self._purge()
-            schedule = await self._with_db(d.answers.retry_schedule, WarmCounters())
-            self.status.pending_retries = schedule.pending
-            if schedule.next_in_s is not None and schedule.next_in_s <= 0:
-                await self.run_retries()
-                continue
-            self._set_state("waiting")
-            until_retry = IDLE_RECHECK_S if schedule.next_in_s is None else schedule.next_in_s
-            await self._wait(min(next_pass - d.clock(), until_retry, IDLE_RECHECK_S))
+            try:
+                await self._round()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.exception("%s round_failed: worker=%s", LOG_PREFIX, self._name)
+                d.capture(exc, {"subsystem": SUBSYSTEM}, {})
+                await self._wait(ROUND_FAILED_WAIT_S)
+
+    async def _round(self) -> None:
+        """One turn of the loop: changed rows, a pass when due, due retries, else wait for the next event."""
+        d, s = self._deps, self._settings
+        await self._drain_changed()
+        if d.clock() >= self._next_pass or self._pass_requested:
+            self._pass_requested = False
+            await self.run_pass()
+            self._next_pass = d.clock() + s.pass_interval_s
+            self.status.next_pass_at = _iso(d.now() + dt.timedelta(seconds=s.pass_interval_s))
+            await self._purge()
+        schedule = await self._with_db(d.answers.retry_schedule, WarmCounters())
+        self.status.pending_retries = schedule.pending
+        if s.lml_configured and schedule.next_in_s is not None and schedule.next_in_s <= 0:
+            retried = await self.run_retries()
+            if (
+                retried.scanned
+                + retried.releaseFetchPositive
+                + retried.releaseFetchNegative
+                + retried.releaseFetchErrors
+            ):
+                return
+            # The schedule said a retry was due but nothing could be retried: never spin on it.
+        self._set_state("waiting")
+        due = schedule.next_in_s if schedule.next_in_s is not None and schedule.next_in_s > 0 else IDLE_RECHECK_S
+        await self._wait(min(self._next_pass - d.clock(), due, IDLE_RECHECK_S))
 
     async def _wait(self, timeout: float) -> None:
         """Sleep ``timeout`` seconds, or until a changed row or a pass request arrives."""
@@ -294,9 +320,10 @@ class Walker:
         self._set_state("passing")
         self.status.pass_started_at = _iso(d.now())
         refresh_before = d.now() + dt.timedelta(seconds=s.refresh_ahead_s)
-        ids = await self._with_db(lambda: d.rows.due_rows(refresh_before=refresh_before), WarmCounters())
-        c = WarmCounters(rows=len(ids))
+        c = WarmCounters()
         self.status.counters = c
+        ids = await self._with_db(lambda: d.rows.due_rows(refresh_before=refresh_before), c)
+        c.rows = len(ids)
         logger.info("%s start: worker=%s rows=%d", LOG_PREFIX, self._name, len(ids))
         if not s.lml_configured:
             logger.info(

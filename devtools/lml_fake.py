@@ -114,6 +114,7 @@ class _Counters:
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_ENDPOINTS, 0))
     total: int = 0
     peak_in_flight: int = 0
+    call_times: list[tuple[float, str]] = field(default_factory=list)  # (wall clock, endpoint) of lookups/releases
     lookup_keys: list[LookupKey] = field(default_factory=list)
     release_ids: list[int] = field(default_factory=list)
     last_headers: dict[str, Any] = field(default_factory=dict)
@@ -265,7 +266,8 @@ class LmlFake:
 
         Keys: ``lookup``, ``release``, ``health``, ``other`` (also grouped under ``counts``),
         ``total``, ``in_flight``,
-        ``peak_in_flight`` (max concurrent ``/api/v1`` requests), ``lookup_keys``,
+        ``peak_in_flight`` (max concurrent ``/api/v1`` requests), ``call_times`` (wall-clock time and
+        endpoint of every lookup and release fetch), ``lookup_keys``,
         ``release_ids``, ``last_headers`` (the ``X-Caller-*`` values and
         ``authorization_present`` of the last ``/api/v1`` request), ``last_lookup_body``,
         ``faults``, ``latency_ms``, ``jitter_ms``, ``legacy``, ``auth_required``.
@@ -278,6 +280,7 @@ class LmlFake:
                 "total": c.total,
                 "in_flight": self._in_flight,
                 "peak_in_flight": c.peak_in_flight,
+                "call_times": [list(t) for t in c.call_times],
                 "lookup_keys": list(c.lookup_keys),
                 "release_ids": list(c.release_ids),
                 "last_headers": dict(c.last_headers),
@@ -357,6 +360,8 @@ class LmlFake:
             counters = self._counters
             counters.counts[endpoint] += 1
             counters.total += 1
+            if endpoint in ("lookup", "release"):
+                counters.call_times.append((time.time(), endpoint))
             if api:
                 self._in_flight += 1
                 counters.peak_in_flight = max(counters.peak_in_flight, self._in_flight)

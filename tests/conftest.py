@@ -1,4 +1,4 @@
-"""Shared fixtures: a real PostgreSQL (DATABASE_URL or embedded) with the station fixture, the LML fake, the auth issuer."""
+"""Shared fixtures: a real PostgreSQL (DATABASE_URL or embedded) with the station fixture, LML fake, auth issuer."""
 
 from __future__ import annotations
 
@@ -97,7 +97,7 @@ async def empty_database(conn: asyncpg.Connection, schemas: Schemas = SCHEMAS) -
     """No station rows, no stored answers, a full LML bucket, no walker."""
     await empty_station_tables(conn, schemas)
     svc = schemas.service
-    await conn.execute(f"TRUNCATE {svc}.row_answer, {svc}.release_answer, {svc}.walker")
+    await conn.execute(f"TRUNCATE {svc}.row_answer, {svc}.release_answer, {svc}.lookup_answer, {svc}.walker")
     await conn.execute(f"UPDATE {svc}.lml_budget SET tokens = 0, refilled_at = '2000-01-01T00:00:00Z'")
 
 

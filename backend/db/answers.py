@@ -190,7 +190,8 @@ class AnswerStore:
                    + (SELECT count(*) FROM {svc}.release_answer WHERE status = 'error') AS retrying,
                    pg_total_relation_size('{svc}.row_answer') + pg_total_relation_size('{svc}.release_answer') AS bytes
         """
-        self._clear_sql = f"TRUNCATE {svc}.row_answer, {svc}.release_answer"
+        self._purge_lookups_sql = f"DELETE FROM {svc}.lookup_answer WHERE expires_at < now()"
+        self._clear_sql = f"TRUNCATE {svc}.row_answer, {svc}.release_answer, {svc}.lookup_answer"
 
     # -- writes ------------------------------------------------------------------------------------
 
@@ -275,6 +276,7 @@ class AnswerStore:
         """Delete answers of rows no longer in rotation, long-expired answers, and unused expired releases."""
         rows = await self._pool.execute(self._purge_rows_sql)
         releases = await self._pool.execute(self._purge_releases_sql)
+        await self._pool.execute(self._purge_lookups_sql)
         return int(rows.split()[-1]), int(releases.split()[-1])
 
     async def clear(self) -> None:

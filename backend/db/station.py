@@ -115,7 +115,7 @@ async def check_station_schema(conn: asyncpg.Connection, schemas: Schemas) -> St
 
 # What the serving role must be allowed to do (README: "Deploying against the station").
 READ_TABLES = tuple(REQUIRED_COLUMNS)
-SERVICE_TABLES = ("row_answer", "release_answer", "lml_budget", "walker")
+SERVICE_TABLES = ("row_answer", "release_answer", "lookup_answer", "lml_budget", "walker")
 # Read only, to know whether the service schema is current.
 SERVICE_READ_TABLES = ("schema_migrations",)
 # Station tables that station triggers write when the stamp column is updated (the triggers run

@@ -12,6 +12,7 @@ from backend.clients.host_budget import HostBudget
 from backend.clients.lml import LmlClient
 from backend.config import AppConfig
 from backend.db.answers import AnswerStore
+from backend.db.lookups import SharedLookups
 from backend.db.rotation import RotationRepository
 from backend.services.caches import Caches, ExpiringCache
 from backend.services.lookup_coordinator import LookupCoordinator
@@ -74,7 +75,7 @@ def build_services(
     lml = build_lml_client(settings, http, pool=pool, host=host_budget)
     rows = RotationRepository(pool, schemas)
     answers = AnswerStore(pool, schemas)
-    coordinator = LookupCoordinator(lml, ttl_s=settings.lookup_cache_ttl_s)
+    coordinator = LookupCoordinator(lml, ttl_s=settings.lookup_cache_ttl_s, shared=SharedLookups(pool, schemas))
     resolver = RotationResolver(rows, coordinator, answers, lml_configured=settings.lml_configured, caches=caches)
     releases = ReleaseTracklistService(lml, answers, caches=caches)
     return Services(

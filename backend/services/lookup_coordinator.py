@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -11,10 +12,21 @@ from typing import Protocol
 from cachetools import TTLCache
 
 from backend.clients.lml import LookupResponse
+from backend.db.errors import DATABASE_ERRORS
+
+logger = logging.getLogger(__name__)
 
 EMPTY_PART = "∅"
 
 LookupKey = tuple[str, str]
+
+
+class SharedStore(Protocol):
+    """Answers shared with the other processes and hosts (``backend.db.lookups.SharedLookups``)."""
+
+    async def get(self, key: LookupKey) -> LookupResponse | None: ...
+
+    async def put(self, key: LookupKey, response: LookupResponse, ttl_s: float) -> None: ...
 
 
 class LookupClient(Protocol):
@@ -65,6 +77,8 @@ class LookupCoordinator:
         ttl_s: seconds a cached answer lives.
         maxsize: cached answers kept (LRU beyond that).
         clock: monotonic seconds; tests inject a fake one.
+        shared: answers shared with every other process and host for ``ttl_s`` (PostgreSQL), asked
+            before LML and written after it.
     """
 
     def __init__(
@@ -74,8 +88,11 @@ class LookupCoordinator:
         ttl_s: float = 300,
         maxsize: int = 1000,
         clock: Callable[[], float] = time.monotonic,
+        shared: SharedStore | None = None,
     ) -> None:
         self._client = client
+        self._shared = shared
+        self._ttl_s = ttl_s
         self._cache: TTLCache[LookupKey, LookupResponse] = TTLCache(maxsize=maxsize, ttl=ttl_s, timer=clock)
         self._inflight: dict[LookupKey, _InFlight] = {}
 
@@ -101,9 +118,23 @@ class LookupCoordinator:
         return await asyncio.shield(entry.task)
 
     async def _fetch(self, key: LookupKey, artist: str | None, album: str, priority: str) -> LookupResponse:
+        if self._shared is not None:
+            try:
+                shared = await self._shared.get(key)
+            except DATABASE_ERRORS as exc:  # the shared store is an optimisation: ask LML
+                logger.debug("shared lookup unreadable key=%s error=%r", key, exc)
+                shared = None
+            if shared is not None:
+                self._cache[key] = shared
+                return shared
         response = await self._client.lookup(artist, album, priority=priority)
         if not _is_transient(response):
             self._cache[key] = response
+            if self._shared is not None:
+                try:
+                    await self._shared.put(key, response, self._ttl_s)
+                except DATABASE_ERRORS as exc:
+                    logger.debug("shared lookup not stored key=%s error=%r", key, exc)
         return response
 
     def _forget(self, key: LookupKey, task: asyncio.Task[LookupResponse]) -> None:

@@ -1,20 +1,67 @@
-"""End-to-end fixtures: an LML fake per test (servers run as subprocesses, so no shared state)."""
+"""End-to-end fixtures: real ``sanic server:app`` hosts on a fresh station database, the LML fake, the auth issuer."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
+import asyncpg
 import pytest
 
+from devtools.auth_issuer import AuthIssuer
 from devtools.demo_catalog import DemoCatalog
 from devtools.lml_fake import LmlFake
+from devtools.processes import ServerProcess, server_env
+from devtools.seed import seed_demo
+from tests.conftest import SCHEMAS, create_station_database, drop_database
+
+Host = Callable[..., ServerProcess]
 
 
 @pytest.fixture
-def fake(catalog: DemoCatalog) -> Iterator[LmlFake]:
-    """A fresh LML fake at 5 ms (tests that need a slower LML call set_latency)."""
-    fake = LmlFake(catalog, latency_ms=5.0, jitter_ms=2.0).start()
+async def station_url(pg_server_url: str, small_catalog: DemoCatalog) -> AsyncIterator[str]:
+    """A fresh station database (fixture, migrated) seeded with the small catalog; dropped afterwards."""
+    url = await create_station_database(pg_server_url)
+    conn = await asyncpg.connect(url)
     try:
-        yield fake
+        await seed_demo(conn, small_catalog, SCHEMAS, only_if_empty=False)
     finally:
-        fake.stop()
+        await conn.close()
+    try:
+        yield url
+    finally:
+        await drop_database(pg_server_url, url)
+
+
+@pytest.fixture
+def fake(small_catalog: DemoCatalog) -> Iterator[LmlFake]:
+    """A fresh LML fake at 5 ms (tests that need a slower LML call set_latency)."""
+    with LmlFake(small_catalog, latency_ms=5.0, jitter_ms=1.0) as lml:
+        yield lml
+
+
+@pytest.fixture
+def hosts(station_url: str, fake: LmlFake, issuer: AuthIssuer) -> Iterator[Host]:
+    """Start hosts on the station database; every host is stopped and its log deleted afterwards."""
+    started: list[ServerProcess] = []
+
+    def start(workers: int = 2, *, database_url: str | None = None, wait: bool = True, **env: str) -> ServerProcess:
+        base = server_env(
+            database_url or station_url,
+            fake.url,
+            BETTER_AUTH_ISSUER=issuer.issuer,
+            BETTER_AUTH_AUDIENCE=issuer.audience,
+            BETTER_AUTH_JWKS_URL=issuer.jwks_url,
+            LML_CLIENT_RATE_PER_MIN="100000",
+        )
+        host = ServerProcess({**base, **env}, workers, name=f"host{len(started)}")
+        host.headers["Authorization"] = f"Bearer {issuer.mint('dj', ttl_s=3600)}"
+        started.append(host.start())
+        if wait:
+            host.wait_serving()
+        return host
+
+    try:
+        yield start
+    finally:
+        for host in started:
+            host.close()

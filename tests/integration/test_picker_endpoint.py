@@ -18,7 +18,7 @@ from backend.services.lookup_coordinator import lookup_key
 from devtools import demo_catalog as dc
 from devtools.demo_catalog import DemoCatalog
 from devtools.lml_fake import LmlFake
-from tests.helpers import row_id
+from tests.helpers import expected_tracks, row_id
 
 pytestmark = pytest.mark.pg
 
@@ -399,3 +399,13 @@ class TestEarlyLml:
             assert status == 200 and body
             counts = legacy.stats()["counts"]
             assert (counts["lookup"], counts["release"]) == (1, 1)
+
+
+class TestEveryRow:
+    async def test_every_row_answers_what_the_catalog_designs(
+        self, make_app: MakeApp, seeded: Any, catalog: DemoCatalog
+    ) -> None:
+        """All ~350 demo rows (active and killed) answer the designed tracklist (the oracle the e2e tests use)."""
+        app = make_app()
+        for rid in range(1, len(catalog.rotation) + 1):
+            assert await get(app, f"/library/rotation/{rid}/tracks") == (200, expected_tracks(catalog, rid)), rid

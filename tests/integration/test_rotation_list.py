@@ -102,7 +102,8 @@ class TestFields:
             "SELECT artist_id, genre_id FROM wxyc_schema.library WHERE id = $1", album
         )
         await db.execute(
-            "INSERT INTO wxyc_schema.genre_artist_crossreference (artist_id, genre_id, artist_genre_code) VALUES ($1, $2, 42)",
+            "INSERT INTO wxyc_schema.genre_artist_crossreference (artist_id, genre_id, artist_genre_code)"
+            " VALUES ($1, $2, 42)",
             artist_id,
             genre_id,
         )

@@ -35,6 +35,17 @@ CREATE TABLE __SERVICE__.release_answer (
 );
 CREATE INDEX release_answer_seq_idx ON __SERVICE__.release_answer (seq);
 
+-- LML's answer to one lookup key (normalised artist and album) for a few minutes: identical lookups
+-- from any process of any host share one LML call (a walker that takes over after another died
+-- does not ask again for a key the dead one already asked).
+CREATE TABLE __SERVICE__.lookup_answer (
+  artist     text        NOT NULL,
+  album      text        NOT NULL,
+  response   jsonb       NOT NULL,
+  expires_at timestamptz NOT NULL,
+  PRIMARY KEY (artist, album)
+);
+
 CREATE FUNCTION __SERVICE__.notify_answers() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN

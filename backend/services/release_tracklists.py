@@ -68,13 +68,17 @@ class ReleaseTracklistService:
         self.negative = caches.release_negative
         self._inflight: dict[int, asyncio.Task[ReleaseFetch]] = {}
 
-    async def fetch(self, release_id: int, *, priority: str = "live", fresh: bool = False) -> ReleaseFetch:
+    async def fetch(
+        self, release_id: int, *, priority: str = "live", fresh: bool = False, must_store: bool = False
+    ) -> ReleaseFetch:
         """Return the release's projected tracklist.
 
         Args:
             release_id: the Discogs release.
             priority: limiter priority ("warm" for the background walk).
             fresh: ask LML even if an answer is cached or persisted (a refresh).
+            must_store: a database error while storing the tracklist propagates (the walk pauses and
+                fetches again) instead of only being logged.
 
         Raises:
             LmlError: LML could not answer (never cached; the next call retries).
@@ -87,7 +91,7 @@ class ReleaseTracklistService:
         if task is not None:
             result = await asyncio.shield(task)
             return ReleaseFetch(ReleaseOutcome.COALESCED, result.tracks)
-        task = asyncio.ensure_future(self._fetch_and_keep(release_id, priority, fresh))
+        task = asyncio.ensure_future(self._fetch_and_keep(release_id, priority, fresh, must_store))
         self._inflight[release_id] = task
         task.add_done_callback(lambda _t: self._inflight.pop(release_id, None))
         # Shielded: a cancelled caller must not cancel the fetch other callers are waiting on.
@@ -101,7 +105,7 @@ class ReleaseTracklistService:
             return ReleaseFetch(ReleaseOutcome.NEGATIVE_HIT, None)
         return None
 
-    async def _fetch_and_keep(self, release_id: int, priority: str, fresh: bool) -> ReleaseFetch:
+    async def _fetch_and_keep(self, release_id: int, priority: str, fresh: bool, must_store: bool) -> ReleaseFetch:
         if not fresh:
             stored = await self._stored(release_id)
             if stored is not None:
@@ -113,11 +117,11 @@ class ReleaseTracklistService:
             release = await self._source.get_release(release_id, priority=priority)
         except LmlNotFoundError:
             self.negative.set(release_id, True)
-            await self._persist(release_id, None, self.negative.ttl_s)
+            await self._persist(release_id, None, self.negative.ttl_s, must_store)
             return ReleaseFetch(ReleaseOutcome.NOT_FOUND, None)
         tracks = tracks_body(with_artist_fallback(release.tracklist, release.artist) or ())
         self.positive.set(release_id, tracks)
-        await self._persist(release_id, tracks.text, self.positive.ttl_s)
+        await self._persist(release_id, tracks.text, self.positive.ttl_s, must_store)
         return ReleaseFetch(ReleaseOutcome.FETCHED, tracks)
 
     async def _stored(self, release_id: int) -> StoredRelease | None:
@@ -127,10 +131,12 @@ class ReleaseTracklistService:
             logger.warning("stored release unreadable release_id=%d error=%r", release_id, exc)
             return None
 
-    async def _persist(self, release_id: int, tracks: str | None, ttl_s: float) -> None:
+    async def _persist(self, release_id: int, tracks: str | None, ttl_s: float, must_store: bool) -> None:
         try:
             await self._answers.save_release(release_id, tracks, ttl_s)
         except DATABASE_ERRORS as exc:  # kept in memory anyway: a release's tracklist does not go stale
+            if must_store:
+                raise
             logger.warning("release not stored release_id=%d error=%r", release_id, exc)
 
     def load(self, stored: StoredRelease) -> None:

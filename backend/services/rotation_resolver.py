@@ -185,13 +185,17 @@ class RotationResolver:
         c = self._caches
         return c.rotation.get(rotation_id) or c.cold.peek(rotation_id)
 
-    async def resolve(self, rotation_id: int, *, priority: str = "live", fresh: bool = False) -> Resolution:
+    async def resolve(
+        self, rotation_id: int, *, priority: str = "live", fresh: bool = False, must_store: bool = False
+    ) -> Resolution:
         """Resolve one row. Database errors propagate; LML errors become ``LML_ERROR``.
 
         Args:
             rotation_id: the row.
             priority: limiter priority ("warm" for the background walk).
             fresh: recompute even if an answer is cached or persisted (a refresh).
+            must_store: a database error while storing the answer propagates instead of only being
+                logged (the walk then pauses and resolves the row again; a DJ just gets the answer).
         """
         if not fresh:
             cached = self.cached(rotation_id)
@@ -208,7 +212,7 @@ class RotationResolver:
         resolution, ttl_s = await self._resolve_row(row, priority)
         resolution = replace(resolution, inputs=row.inputs)
         if resolution.outcome in CACHEABLE:
-            await self._store(row, resolution, ttl_s)
+            await self._store(row, resolution, ttl_s, must_store=must_store)
         return resolution
 
     async def prefetch(self, rotation_ids: list[int]) -> None:
@@ -283,7 +287,7 @@ class RotationResolver:
             return None
         return PickerSource(release_id, inline)
 
-    async def _store(self, row: PickerRow, resolution: Resolution, ttl_s: float) -> None:
+    async def _store(self, row: PickerRow, resolution: Resolution, ttl_s: float, *, must_store: bool) -> None:
         """Persist then cache the answer, only if the row still has the inputs it was computed from."""
         rid, source = row.rotation_id, resolution.source
         answer = CachedAnswer(resolution.outcome, source, row.inputs)
@@ -300,6 +304,8 @@ class RotationResolver:
                 ttl_s=ttl_s,
             )
         except DATABASE_ERRORS as exc:
+            if must_store:
+                raise
             logger.warning("answer not stored rotation_id=%d error=%r; not caching it", rid, exc)
             return
         if seq is None:

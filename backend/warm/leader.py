@@ -182,10 +182,10 @@ def walk_deps(services: Services) -> WalkDeps:
     """The walker's dependencies from the service graph."""
 
     async def resolve(rotation_id: int, fresh: bool) -> Any:
-        return await services.resolver.resolve(rotation_id, priority="warm", fresh=fresh)
+        return await services.resolver.resolve(rotation_id, priority="warm", fresh=fresh, must_store=True)
 
     async def fetch_release(release_id: int, fresh: bool) -> Any:
-        return await services.releases.fetch(release_id, priority="warm", fresh=fresh)
+        return await services.releases.fetch(release_id, priority="warm", fresh=fresh, must_store=True)
 
     async def ping() -> None:
         await services.pool.fetchval("SELECT 1")

@@ -13,7 +13,9 @@ from backend import routes
 from backend.config import AppConfig
 from backend.context import App, Context
 from backend.listeners import auth, db, lml, services, warm
+from backend.listeners import metrics as metrics_listener
 from backend.logging import sanic_log_config, setup_logging
+from backend.metrics import prepare_multiprocess_dir
 from backend.sentry import init_sentry
 from backend.services.graph import build_caches
 
@@ -37,6 +39,8 @@ def create_app(config: AppConfig | None = None) -> App:
     for warning in settings.warnings:
         logger.warning("config %s", warning)
     init_sentry(settings)
+    if settings.metrics_enabled:
+        prepare_multiprocess_dir()  # before prometheus_client is imported in this process
 
     ctx = Context()
     ctx.settings = settings
@@ -65,6 +69,7 @@ def create_app(config: AppConfig | None = None) -> App:
     services.register(app)
     auth.register(app)
     warm.register(app)
+    metrics_listener.register(app)
     routes.register(app)
 
     @app.after_server_start

@@ -154,6 +154,10 @@ class AppConfig:
     # Station JWTs (BETTER_AUTH_*), and the development bypass.
     auth: AuthSettings = field(default_factory=AuthSettings)
 
+    # Prometheus metrics for the whole host at /metrics (a Bearer token protects it when set).
+    metrics_enabled: bool = True
+    metrics_token: Secret | None = None
+
     # HTTP edge.
     cors_origins: tuple[str, ...] = ()
     drain_timeout_s: int = 5
@@ -201,6 +205,7 @@ class AppConfig:
         if db_url is not None:
             validate_database_url(db_url)
         api_key = (env.get("LML_API_KEY") or "").strip()
+        metrics_token = (env.get("METRICS_TOKEN") or "").strip()
         d = cls()
         station = _identifier_setting(env, "WXYC_SCHEMA_NAME", d.station_schema)
         service = _identifier_setting(env, "ROTATION_PICKER_SCHEMA_NAME", d.service_schema)
@@ -245,6 +250,8 @@ class AppConfig:
             warm_refresh_ahead_s=num("WARM_REFRESH_AHEAD_S", d.warm_refresh_ahead_s, minimum=0),
             warm_retry_max_s=num("WARM_RETRY_MAX_S", d.warm_retry_max_s),
             auth=auth_settings_from_env(env, w),
+            metrics_enabled=bool_setting(env, "METRICS_ENABLED", d.metrics_enabled, w),
+            metrics_token=Secret(metrics_token) if metrics_token else None,
             cors_origins=_origins_setting(env, "FRONTEND_SOURCE"),
             drain_timeout_s=num("DRAIN_TIMEOUT_S", d.drain_timeout_s, minimum=0),
             access_log=bool_setting(env, "ACCESS_LOG", d.access_log, w),

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from backend.clients.host_budget import HostBudgetShared
     from backend.config import AppConfig
     from backend.db.gate import SchemaState
+    from backend.metrics import Metrics
     from backend.services.caches import Caches
     from backend.services.graph import Services
     from backend.warm.follower import AnswerFollower
@@ -37,6 +38,7 @@ class Context:
     auth: Authenticator
     auth_http: httpx.AsyncClient
     schema_probe: tuple[float, SchemaState]
+    metrics: Metrics
     # Main process only.
     schema_state: SchemaState
     host_walker: HostWalker | None

@@ -174,6 +174,7 @@ def server_env(database_url: str, lml_url: str | None, **extra: str) -> dict[str
     if lml_url is not None:
         env["LIBRARY_METADATA_URL"] = lml_url
     env.pop("SENTRY_DSN", None)
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # every host makes (and removes) its own
     return env
 
 

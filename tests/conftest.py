@@ -30,6 +30,20 @@ from devtools.station import create_station_schema, empty_station_tables
 
 Sanic.test_mode = True  # many apps per session, each built by create_app
 
+
+@pytest.fixture(scope="session", autouse=True)
+def metrics_folder() -> Iterator[str]:
+    """In-process apps write their metrics here (servers started by tests make and remove their own)."""
+    from backend.metrics import MULTIPROC_ENV
+
+    path = tempfile.mkdtemp(prefix="rp-test-metrics-")
+    os.environ[MULTIPROC_ENV] = path
+    try:
+        yield path
+    finally:
+        os.environ.pop(MULTIPROC_ENV, None)
+        shutil.rmtree(path, ignore_errors=True)
+
 SCHEMAS = Schemas()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import time
 from dataclasses import dataclass
@@ -226,6 +227,7 @@ class LmlClient:
         self._lookup_timeout_s = lookup_timeout_s
         self._release_timeout_s = release_timeout_s
         self._health_timeout_s = health_timeout_s
+        self.calls: collections.Counter[tuple[str, str]] = collections.Counter()  # (endpoint, result)
 
     @property
     def configured(self) -> bool:
@@ -341,6 +343,7 @@ class LmlClient:
             outcome = "cancelled"
             raise
         finally:
+            self.calls[(endpoint, outcome)] += 1
             # One line per call; routine successes only at DEBUG so a walk does not flood the log.
             logger.log(
                 logging.DEBUG if outcome in ("ok", "LmlNotFoundError") else logging.INFO,

@@ -67,8 +67,11 @@ def _register_worker(app: App) -> None:
         if settings.warm_enabled and not hasattr(app.shared_ctx, "has_main_process"):
             # No main process to walk for the host: this worker competes for the fleet's walk itself.
             services = ctx.services
+            metrics = getattr(ctx, "metrics", None)
             _add_background(
-                app, lambda: _quietly(walk_for_the_fleet(services, name=ctx.worker, follower=follower)), "rotation-walk"
+                app,
+                lambda: _quietly(walk_for_the_fleet(services, name=ctx.worker, follower=follower, metrics=metrics)),
+                "rotation-walk",
             )
 
     @app.before_server_stop

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from backend.context import App
-from backend.routes import bench, edge, errors, health, rotation
+from backend.routes import bench, edge, errors, health, metrics, rotation
 
 
 def register(app: App) -> None:
@@ -11,6 +11,8 @@ def register(app: App) -> None:
     edge.register(app)
     app.blueprint(rotation.bp)
     app.blueprint(health.bp)
+    if app.ctx.settings.metrics_enabled:
+        app.blueprint(metrics.bp)
     if app.ctx.settings.bench_routes:
         app.blueprint(bench.bp)
     errors.register(app)

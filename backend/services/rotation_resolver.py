@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import enum
 import logging
@@ -175,6 +176,7 @@ class RotationResolver:
         self._now = now
         self._rng = rng or random.Random()
         self._prefetched: dict[int, tuple[float, PickerRow | None]] = {}
+        self.outcomes: collections.Counter[str] = collections.Counter()  # every resolution, by outcome
 
     @property
     def cache(self) -> Caches:
@@ -197,6 +199,11 @@ class RotationResolver:
             must_store: a database error while storing the answer propagates instead of only being
                 logged (the walk then pauses and resolves the row again; a DJ just gets the answer).
         """
+        resolution = await self._resolve(rotation_id, priority, fresh, must_store)
+        self.outcomes[resolution.outcome.value] += 1
+        return resolution
+
+    async def _resolve(self, rotation_id: int, priority: str, fresh: bool, must_store: bool) -> Resolution:
         if not fresh:
             cached = self.cached(rotation_id)
             if cached is not None:

@@ -15,6 +15,7 @@ import threading
 from backend.clients.host_budget import HostBudget, HostBudgetShared
 from backend.config import AppConfig
 from backend.db.pool import close_pool, create_pool
+from backend.metrics import Metrics
 from backend.services.graph import build_caches, build_services
 from backend.warm.leader import walk_for_the_fleet
 from backend.warm.walk import LOG_PREFIX
@@ -77,8 +78,9 @@ class HostWalker:
             caches=build_caches(settings),
             host_budget=HostBudget(self._budget) if self._budget is not None else None,
         )
+        metrics = Metrics() if settings.metrics_enabled else None
         try:
-            await walk_for_the_fleet(services, name=NAME)
+            await walk_for_the_fleet(services, name=NAME, metrics=metrics, sync_services=True)
         except asyncio.CancelledError:
             logger.info("%s walker thread stopped", LOG_PREFIX)
         finally:

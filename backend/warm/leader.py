@@ -16,6 +16,7 @@ import os
 import socket
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -23,6 +24,7 @@ import asyncpg
 from backend.config import AppConfig
 from backend.db.gate import ensure_schema
 from backend.db.walker import WalkerStatusStore, lease_key
+from backend.metrics import Metrics
 from backend.services.graph import Services
 from backend.warm.follower import AnswerFollower
 from backend.warm.hints import HintListener
@@ -220,7 +222,23 @@ async def wait_for_schema(
         delay = min(delay * 2, 30.0)
 
 
-async def walk_for_the_fleet(services: Services, *, name: str, follower: AnswerFollower | None = None) -> None:
+@dataclass
+class _Term:
+    """What the current leadership term runs (for metrics); empty while following."""
+
+    walker: Walker | None = None
+    follower: AnswerFollower | None = None
+    listener: HintListener | None = None
+
+
+async def walk_for_the_fleet(
+    services: Services,
+    *,
+    name: str,
+    follower: AnswerFollower | None = None,
+    metrics: Metrics | None = None,
+    sync_services: bool = False,
+) -> None:
     """Compete for the walker lease; while held, walk and re-warm changed rows. Runs until cancelled.
 
     Args:
@@ -228,10 +246,13 @@ async def walk_for_the_fleet(services: Services, *, name: str, follower: AnswerF
         name: the process, for log lines (``main`` in Sanic's main process).
         follower: this process's running follower (single-process mode), whose hints then also
             reach the walker; None runs a follower and a hint listener only while leading.
+        metrics: this process's metrics: the walker's state is copied into them every second.
+        sync_services: also copy the services' counters (the main process has no worker doing it).
     """
     settings: AppConfig = services.settings
     schemas = settings.schemas
     dsn = settings.database_url or ""
+    term = _Term(follower=follower)
 
     async def lead() -> None:
         publisher = StatusPublisher(WalkerStatusStore(services.pool, schemas))
@@ -240,10 +261,12 @@ async def walk_for_the_fleet(services: Services, *, name: str, follower: AnswerF
         active = follower or AnswerFollower(services, name=name, started_at=time.monotonic())
         active.on_hinted_rows = walker.rows_changed
         active.on_missed = walker.request_pass
+        term.walker, term.follower = walker, active
         tasks = [asyncio.ensure_future(walker.run()), asyncio.ensure_future(publisher.run())]
         if own:
             await active.load_all()
             listener = HintListener(dsn, schemas, on_hint=active.hint, on_missed=active.missed, name=name)
+            term.listener = listener
             tasks += [asyncio.ensure_future(active.run()), asyncio.ensure_future(listener.run())]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
@@ -252,9 +275,28 @@ async def walk_for_the_fleet(services: Services, *, name: str, follower: AnswerF
         finally:
             active.on_hinted_rows = None
             active.on_missed = None
+            term.walker = None
+            if own:
+                term.follower = term.listener = None
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    await wait_for_schema(settings, name=name)
-    await FleetLeader(dsn, lease_key(schemas), lead, name=name).run()
+    leader = FleetLeader(dsn, lease_key(schemas), lead, name=name)
+
+    async def sync_metrics() -> None:
+        assert metrics is not None
+        while True:
+            await asyncio.sleep(STATUS_EVERY_S)
+            if sync_services:
+                metrics.sync(services, follower=term.follower, hints=term.listener)
+            metrics.sync_walker(leader.leading, term.walker.status if term.walker is not None else None)
+
+    syncing = asyncio.ensure_future(sync_metrics()) if metrics is not None else None
+    try:
+        await wait_for_schema(settings, name=name)
+        await leader.run()
+    finally:
+        if syncing is not None:
+            syncing.cancel()
+            await asyncio.gather(syncing, return_exceptions=True)

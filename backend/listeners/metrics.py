@@ -1,0 +1,64 @@
+"""Metrics per process: each worker records its own; the main process owns the shared directory."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from sanic import Request
+from sanic.response import BaseHTTPResponse
+
+from backend.context import App
+from backend.metrics import Metrics, remove_multiprocess_dir
+
+logger = logging.getLogger(__name__)
+
+SYNC_EVERY_S = 1.0
+
+
+def sync_worker(app: App) -> None:
+    """Copy this worker's service counters into its metrics (also done just before a scrape)."""
+    ctx = app.ctx
+    metrics = getattr(ctx, "metrics", None)
+    if metrics is not None and hasattr(ctx, "services"):
+        metrics.sync(ctx.services, follower=getattr(ctx, "follower", None), hints=getattr(ctx, "hints", None))
+
+
+def register(app: App) -> None:
+    """Wire per-worker metrics (only when METRICS_ENABLED)."""
+    if not app.ctx.settings.metrics_enabled:
+        return
+
+    @app.main_process_stop
+    async def remove_metrics_folder(app: App) -> None:
+        remove_multiprocess_dir()
+
+    @app.before_server_start
+    async def create_metrics(app: App) -> None:
+        app.ctx.metrics = Metrics()
+
+    @app.after_server_start
+    async def start_syncing(app: App) -> None:
+        async def sync_forever() -> None:
+            try:
+                while True:
+                    await asyncio.sleep(SYNC_EVERY_S)
+                    sync_worker(app)
+            except asyncio.CancelledError:
+                return
+
+        app.add_task(sync_forever, name="rotation-metrics")  # type: ignore[arg-type]
+
+    async def start_clock(request: Request) -> None:
+        request.ctx.started = time.perf_counter()
+
+    async def observe(request: Request, response: BaseHTTPResponse) -> None:
+        started = getattr(request.ctx, "started", None)
+        if started is None:
+            return
+        route = request.route.path if request.route is not None else "unmatched"
+        app.ctx.metrics.observe_request(route, request.method, response.status, time.perf_counter() - started)
+
+    app.register_middleware(start_clock, "request")
+    app.register_middleware(observe, "response")

@@ -19,8 +19,6 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import psutil
-
 GaugeMode = Literal[
     "all", "liveall", "min", "livemin", "max", "livemax", "sum", "livesum", "mostrecent", "livemostrecent"
 ]
@@ -65,9 +63,19 @@ def prepare_multiprocess_dir() -> str:
 def _remove_stale_dirs(base: Path) -> None:
     for entry in base.glob(f"{_DIR_PREFIX}*"):
         match = _OWNED.match(entry.name)
-        if match and not psutil.pid_exists(int(match.group(1))):
+        if match and not _alive(int(match.group(1))):
             shutil.rmtree(entry, ignore_errors=True)
             logger.info("removed stale metrics folder path=%s", entry)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def remove_multiprocess_dir() -> None:

@@ -1,4 +1,4 @@
-"""Sentry set-up: only when SENTRY_DSN is set, with the Sanic integration and no PII."""
+"""Sentry set-up: only when SENTRY_DSN is set, with the Sanic integration (no PII: the SDK's default)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ def init_sentry(config: AppConfig) -> bool:
         dsn=config.sentry_dsn.reveal(),
         environment=config.sentry_environment,
         integrations=[SanicIntegration()],
-        send_default_pii=False,
         traces_sample_rate=config.sentry_traces_sample_rate,
     )
     return True

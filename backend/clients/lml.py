@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, TypeGuard
 
 import httpx
+import sentry_sdk
 
 from backend.config import Secret
 from backend.errors import (
@@ -313,47 +314,52 @@ class LmlClient:
         started = time.monotonic()
         status: int | None = None
         outcome = "ok"
-        try:
-            async with self.limiter.slot(priority):
-                try:
-                    # httpx's timeout is per phase (connect/read/...); wait_for caps the whole call so a
-                    # permit is never held much longer than timeout_s.
-                    response = await asyncio.wait_for(
-                        http.request(method, url, json=body, headers=headers, timeout=timeout_s),
-                        timeout_s,
-                    )
-                except (httpx.TimeoutException, asyncio.TimeoutError) as exc:
-                    # Raised inside the slot: the limiter counts it as a breaker failure.
-                    raise LmlTimeoutError() from exc
-                except httpx.RequestError as exc:
-                    cause = str(exc) or type(exc).__name__
-                    raise LmlUnavailableError(f"LML request failed: {cause}") from exc
-                status = response.status_code
-                if not response.is_success:
-                    # Inside the slot: a 5xx (LmlUnavailableError) counts against the breaker.
-                    raise _status_error(response)
-            return response
-        except LimiterShedError as exc:
-            outcome = exc.reason
-            raise
-        except LmlError as exc:
-            outcome = type(exc).__name__
-            raise
-        except asyncio.CancelledError:
-            outcome = "cancelled"
-            raise
-        finally:
-            self.calls[(endpoint, outcome)] += 1
-            # One line per call; routine successes only at DEBUG so a walk does not flood the log.
-            logger.log(
-                logging.DEBUG if outcome in ("ok", "LmlNotFoundError") else logging.INFO,
-                "lml call endpoint=%s status=%s outcome=%s priority=%s ms=%d",
-                endpoint,
-                status if status is not None else "-",
-                outcome,
-                priority,
-                (time.monotonic() - started) * 1000,
-            )
+        # A span per call when Sentry tracing is on (SENTRY_TRACES_SAMPLE_RATE): the limiter's wait
+        # and the request (httpx's own span nests inside); a no-op otherwise.
+        with sentry_sdk.start_span(op="lml.call", name=f"LML {endpoint}") as span:
+            span.set_data("lml.priority", priority)
+            try:
+                async with self.limiter.slot(priority):
+                    try:
+                        # httpx's timeout is per phase (connect/read/...); wait_for caps the whole call so a
+                        # permit is never held much longer than timeout_s.
+                        response = await asyncio.wait_for(
+                            http.request(method, url, json=body, headers=headers, timeout=timeout_s),
+                            timeout_s,
+                        )
+                    except (httpx.TimeoutException, asyncio.TimeoutError) as exc:
+                        # Raised inside the slot: the limiter counts it as a breaker failure.
+                        raise LmlTimeoutError() from exc
+                    except httpx.RequestError as exc:
+                        cause = str(exc) or type(exc).__name__
+                        raise LmlUnavailableError(f"LML request failed: {cause}") from exc
+                    status = response.status_code
+                    if not response.is_success:
+                        # Inside the slot: a 5xx (LmlUnavailableError) counts against the breaker.
+                        raise _status_error(response)
+                return response
+            except LimiterShedError as exc:
+                outcome = exc.reason
+                raise
+            except LmlError as exc:
+                outcome = type(exc).__name__
+                raise
+            except asyncio.CancelledError:
+                outcome = "cancelled"
+                raise
+            finally:
+                span.set_data("lml.outcome", outcome)
+                self.calls[(endpoint, outcome)] += 1
+                # One line per call; routine successes only at DEBUG so a walk does not flood the log.
+                logger.log(
+                    logging.DEBUG if outcome in ("ok", "LmlNotFoundError") else logging.INFO,
+                    "lml call endpoint=%s status=%s outcome=%s priority=%s ms=%d",
+                    endpoint,
+                    status if status is not None else "-",
+                    outcome,
+                    priority,
+                    (time.monotonic() - started) * 1000,
+                )
 
     async def ping(self) -> str:
         """Probe ``GET /health`` without the limiter; never raises.

@@ -16,6 +16,7 @@ from backend.listeners import auth, db, lml, services, warm
 from backend.listeners import metrics as metrics_listener
 from backend.logging import sanic_log_config, setup_logging
 from backend.metrics import prepare_multiprocess_dir
+from backend.request import Request
 from backend.sentry import init_sentry
 from backend.services.graph import build_caches
 
@@ -47,7 +48,7 @@ def create_app(config: AppConfig | None = None) -> App:
     ctx.caches = build_caches(settings)
     ctx.worker = "main"
     ctx.draining = False
-    app: App = Sanic(settings.app_name, ctx=ctx, log_config=sanic_log_config(settings))
+    app: App = Sanic(settings.app_name, ctx=ctx, request_class=Request, log_config=sanic_log_config(settings))
     app.config.FALLBACK_ERROR_FORMAT = "json"
     app.config.GRACEFUL_SHUTDOWN_TIMEOUT = float(settings.drain_timeout_s)
     app.config.ACCESS_LOG = settings.access_log

@@ -31,6 +31,18 @@ __all__ = ["AppConfig", "ConfigError", "Secret", "validate_database_url"]
 
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
+# PostgreSQL keywords that cannot name a schema unquoted (pg_get_keywords() catcode R and T, PostgreSQL 13-18).
+RESERVED_WORDS = frozenset(
+    """all analyse analyze and any array as asc asymmetric authorization binary both case cast check collate
+    collation column concurrently constraint create cross current_catalog current_date current_role
+    current_schema current_time current_timestamp current_user default deferrable desc distinct do else end
+    except false fetch for foreign freeze from full grant group having ilike in initially inner intersect into
+    is isnull join lateral leading left like limit localtime localtimestamp natural not notnull null offset on
+    only or order outer overlaps placing primary references returning right select session_user similar some
+    symmetric system_user table tablesample then to trailing true union unique user using variadic verbose
+    when where window with""".split()
+)
+
 
 class Secret:
     """A string that never shows itself in ``repr``, ``str`` or logs."""
@@ -77,6 +89,8 @@ def _identifier_setting(env: Mapping[str, str], name: str, default: str) -> str:
         return default
     if not _IDENTIFIER.fullmatch(raw):
         raise ConfigError(f"{name} must be a lower-case SQL identifier ([a-z_][a-z0-9_]*), got {raw!r}")
+    if raw in RESERVED_WORDS or raw.startswith("pg_"):
+        raise ConfigError(f"{name} cannot be a reserved SQL word or start with pg_, got {raw!r}")
     return raw
 
 

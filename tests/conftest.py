@@ -44,6 +44,7 @@ def metrics_folder() -> Iterator[str]:
         os.environ.pop(MULTIPROC_ENV, None)
         shutil.rmtree(path, ignore_errors=True)
 
+
 SCHEMAS = Schemas()
 
 

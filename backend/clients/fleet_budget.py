@@ -15,6 +15,10 @@ from .limiter import Clock, Sleep, TokenSource, check_priority, wait_for_token
 
 logger = logging.getLogger(__name__)
 
+# A token round trip is well under a millisecond; one that takes this long (a stalled server, a pool
+# with no free connection) counts as the budget being unreachable.
+ROUND_TRIP_LIMIT_S = 1.0
+
 
 class FleetTokens:
     """``LML_CLIENT_RATE_PER_MIN`` for the whole fleet, enforced by ``<service>.take_lml_token``.
@@ -62,7 +66,8 @@ class FleetTokens:
 
         async def attempt() -> float:
             started = self._clock()
-            wait: float = await self._pool.fetchval(self._sql, self._rate, keep)
+            limit = ROUND_TRIP_LIMIT_S if deadline is None else min(ROUND_TRIP_LIMIT_S, deadline - started)
+            wait: float = await asyncio.wait_for(self._pool.fetchval(self._sql, self._rate, keep), max(limit, 0.0))
             self.round_trips += 1
             self.round_trip_s += self._clock() - started
             return wait

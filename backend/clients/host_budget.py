@@ -13,7 +13,7 @@ import multiprocessing.context
 import multiprocessing.synchronize
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, cast
 
 from backend.errors import LimiterShedError
@@ -30,6 +30,8 @@ _STATE_SIZE = 4
 _LOCK_POLL_S = 0.0002
 _POLL_MIN_S = 0.0005
 _POLL_MAX_S = 0.01
+# How long a warm caller holds back before looking again while a live caller waits for a token.
+LIVE_HOLDBACK_S = 0.05
 _TOKEN_RECHECK_S = 0.05
 _PARTS = ("lock", "permits", "state", "waiters")
 
@@ -294,14 +296,34 @@ class HostBudget:
         elapsed = 0.0 if math.isnan(last) else max(0.0, now - last)
         return min(rate, state[_TOKENS] + elapsed * rate / 60.0), now
 
-    async def try_take_token(self, keep: float = 0.0) -> float:
+    @contextlib.asynccontextmanager
+    async def live_waiter(self) -> AsyncIterator[None]:
+        """Be counted as a live caller waiting (warm callers hold back) for the duration of the block."""
+        await self._lock()
+        try:
+            registered = self._change_registration(+1)
+        finally:
+            self._unlock()
+        try:
+            yield
+        finally:
+            if registered:
+                await asyncio.shield(self._deregister())
+
+    async def try_take_token(self, keep: float = 0.0, *, behind_live: bool = False) -> float:
         """Take a token from the host-wide bucket if more than ``keep`` remain after it.
+
+        Args:
+            keep: tokens to leave in the bucket.
+            behind_live: take nothing while a live caller on the host waits (see :meth:`live_waiter`).
 
         Returns:
             0 when a token was taken, else the seconds until one could be.
         """
         await self._lock()
         try:
+            if behind_live and self._live_waiting(reap=True):
+                return LIVE_HOLDBACK_S
             tokens, now = self._tokens_now()
             state = self._shared.state
             state[_LAST_REFILL] = now

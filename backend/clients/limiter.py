@@ -19,7 +19,7 @@ from typing import Protocol
 
 from backend.errors import LimiterShedError, LmlTimeoutError, LmlUnavailableError
 
-from .host_budget import HostBudget
+from .host_budget import LIVE_HOLDBACK_S, HostBudget
 
 logger = logging.getLogger(__name__)
 
@@ -27,8 +27,6 @@ Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
 PRIORITIES = ("live", "warm")
-# How long a warm caller holds back before looking again while a live caller waits for a token.
-_LIVE_HOLDBACK_S = 0.05
 # Errors that mean LML is unwell (not merely that it said no): they open the breaker.
 BREAKER_FAILURES = (LmlTimeoutError, LmlUnavailableError)
 
@@ -202,7 +200,7 @@ class LocalTokens:
             if live:
                 return self.bucket.try_take()
             if self._live_waiting:
-                return _LIVE_HOLDBACK_S  # a live caller waits here: it takes the next token
+                return LIVE_HOLDBACK_S  # a live caller waits here: it takes the next token
             return self.bucket.try_take(self._reserve)
 
         if live:
@@ -227,12 +225,19 @@ class HostTokens:
 
     async def take(self, priority: str, deadline: float | None) -> None:
         check_priority(priority)
-        keep = 0 if priority == "live" else self._reserve
+        if priority == "warm":
 
-        async def attempt() -> float:
-            return await self._host.try_take_token(keep)
+            async def warm_attempt() -> float:
+                return await self._host.try_take_token(self._reserve, behind_live=True)
 
-        await wait_for_token(attempt, deadline, self._host.clock, self._sleep)
+            await wait_for_token(warm_attempt, deadline, self._host.clock, self._sleep)
+            return
+
+        async def live_attempt() -> float:
+            return await self._host.try_take_token()
+
+        async with self._host.live_waiter():  # a live caller on any worker takes the next token
+            await wait_for_token(live_attempt, deadline, self._host.clock, self._sleep)
 
     def snapshot(self) -> dict[str, object]:
         return {"scope": "host", **self._host.snapshot()}

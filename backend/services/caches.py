@@ -120,10 +120,14 @@ class ExpiringCache(Generic[K, V]):
             return
         maxsize = max(maxsize, 2 * int(self._cache.maxsize))
         old = self._cache
-        old.expire()
         self._evictions_before = self.evictions
         new: TLRUCache[K, tuple[float, V]] = _CountingTLRU(maxsize=maxsize, ttu=_expiry, timer=self._clock)
-        for key, entry in list(old.items()):  # least recently used first, so recency survives
+        # TLRUCache iterates in insertion order; only popitem yields least recently used first.
+        while old:
+            try:
+                key, entry = TLRUCache.popitem(old)  # not counted: moving, not evicting
+            except KeyError:  # the rest expired meanwhile
+                break
             new[key] = entry
         self._cache = new
 

@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.pg, pytest.mark.e2e]
 
 
 def key_counts(fake: LmlFake) -> Counter[tuple[str, str]]:
-    return Counter(tuple(key) for key in fake.stats()["lookup_keys"])  # type: ignore[misc]
+    return Counter((key[0], key[1]) for key in fake.stats()["lookup_keys"])
 
 
 def walker_of(fleet: list[ServerProcess], timeout: float = 60.0) -> ServerProcess:

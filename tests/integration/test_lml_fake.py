@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from backend.services.lookup_coordinator import lookup_key
 from devtools import demo_catalog as dc
 from devtools.lml_fake import FAULT_KINDS, LmlFake
 
@@ -89,7 +90,8 @@ class TestLookup:
         body = _lookup(client, _body(row))
         assert set(body) == RESPONSE_KEYS
         assert body["search_type"] == "direct" and body["timeout"] is False and body["api_version"] is None
-        fixture = catalog.lookups[str(row.lml_key)]
+        assert row.lml_key is not None
+        fixture = catalog.lookups[row.lml_key]
         artwork = body["results"][0]["artwork"]
         assert EXTENDED_KEYS <= set(artwork)
         assert artwork["tracklist"] == [
@@ -359,7 +361,7 @@ class TestStats:
         stats = fake.stats()
         assert (stats["lookup"], stats["release"], stats["health"], stats["total"]) == (1, 1, 1, 3)
         assert stats["counts"]["lookup"] == 1
-        assert stats["lookup_keys"] == [dc.lookup_key(None, row.album_title)]
+        assert stats["lookup_keys"] == [lookup_key(None, row.album_title)]
         assert stats["release_ids"] == [42]
         assert stats["last_headers"] == {
             "x-caller-budget-ms": None,

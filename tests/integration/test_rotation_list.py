@@ -98,9 +98,9 @@ class TestFields:
     ) -> None:
         """Library, artist, genre, format and crossreference fields, upstream's names and sources."""
         album = await insert_album(db, title="Library Title", artist="Library Artist", genre="Jazz", format_name="LP")
-        artist_id, genre_id = await db.fetchrow(
-            "SELECT artist_id, genre_id FROM wxyc_schema.library WHERE id = $1", album
-        )
+        ids = await db.fetchrow("SELECT artist_id, genre_id FROM wxyc_schema.library WHERE id = $1", album)
+        assert ids is not None
+        artist_id, genre_id = ids
         await db.execute(
             "INSERT INTO wxyc_schema.genre_artist_crossreference (artist_id, genre_id, artist_genre_code)"
             " VALUES ($1, $2, 42)",
@@ -118,6 +118,7 @@ class TestFields:
         )
         [entry] = await rotation_list(make_app(), dj_headers)
         library = await db.fetchrow("SELECT add_date, legacy_release_id FROM wxyc_schema.library WHERE id = $1", album)
+        assert library is not None
         rotation_add = await db.fetchval("SELECT add_date FROM wxyc_schema.rotation WHERE id = $1", rid)
         assert set(entry) == FIELDS
         assert entry == {

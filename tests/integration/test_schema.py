@@ -16,6 +16,7 @@ import asyncpg
 import pytest
 
 from backend.__main__ import grant_statements, side_effect_tables
+from backend.config import RESERVED_WORDS
 from backend.db.gate import check_schema
 from backend.db.migrate import MigrationError, apply_migrations, load_migrations, migrate, pending_migrations
 from backend.db.rotation import RotationRepository
@@ -121,6 +122,11 @@ class TestMigrations:
                 await pending_migrations(conn, SCHEMAS)
         finally:
             await conn.close()
+
+    async def test_every_name_the_server_reserves_is_refused_by_config(self, db: asyncpg.Connection) -> None:
+        """The config's reserved-word list covers this server's (names it refuses unquoted are a ConfigError)."""
+        reserved = {r["word"] for r in await db.fetch("SELECT word FROM pg_get_keywords() WHERE catcode IN ('R', 'T')")}
+        assert reserved and reserved <= RESERVED_WORDS
 
     async def test_configured_schema_names_are_used_everywhere(self, pg_server_url: str) -> None:
         """Other station and service schema names work end to end (fixture, migrations, queries)."""

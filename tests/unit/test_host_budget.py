@@ -1,99 +1,131 @@
-"""Unit tests for the host-wide LML budget shared by every process."""
+"""Unit tests for the host-wide LML budget in one process (real processes: tests/integration)."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
-import multiprocessing
-import multiprocessing.sharedctypes
+import multiprocessing.synchronize
 import os
-import subprocess
-import sys
-import time
 import types
+from typing import TypeVar, cast
 
 import pytest
 
 from backend.clients.host_budget import HostBudget, HostBudgetShared
 from backend.errors import LimiterShedError
 
-SPAWN = multiprocessing.get_context("spawn")
+T = TypeVar("T")
+
+# Above Linux's PID_MAX_LIMIT (2**22): no process can have this pid, so it stands for a dead holder.
+UNUSED_PID = 2**31 - 1
 
 
-class FakeClock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-class AdvancingSleep:
-    """A sleep that moves the fake clock by the requested time and yields once to the loop."""
-
-    def __init__(self, clock: FakeClock) -> None:
-        self.clock = clock
-        self.requested: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.requested.append(seconds)
-        self.clock.advance(seconds)
-        await asyncio.sleep(0)
-
-
-class ManualSleep:
-    """A sleep that finishes only when the test fires it."""
-
-    def __init__(self) -> None:
-        self._events: list[asyncio.Event] = []
-
-    async def __call__(self, seconds: float) -> None:
-        event = asyncio.Event()
-        self._events.append(event)
-        await event.wait()
-
-    def fire_all(self) -> None:
-        for event in self._events:
-            event.set()
-
-
-async def settle(steps: int = 50) -> None:
-    """Let every ready task run a few steps (no wall-clock waiting)."""
+async def settle(steps: int = 20) -> None:
+    """Let every ready task run a few steps (yields only, no wall-clock waiting)."""
     for _ in range(steps):
         await asyncio.sleep(0)
 
 
+async def finished(task: asyncio.Future[T]) -> T:
+    """The task's result; fails (instead of hanging) when the task is still waiting."""
+    await settle()
+    assert task.done(), "the task is still waiting"
+    return await task
+
+
+class VirtualTime:
+    """A fake clock plus a sleep that ends only when :meth:`advance` moves the clock past its end."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+        self.requested: list[float] = []
+        self._sleepers: list[tuple[float, asyncio.Future[None]]] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.requested.append(seconds)
+        entry = (self.now + max(0.0, seconds), asyncio.get_running_loop().create_future())
+        self._sleepers.append(entry)
+        try:
+            await entry[1]
+        finally:
+            self._sleepers.remove(entry)
+
+    async def advance(self, seconds: float) -> None:
+        """Move the clock forward, waking each sleeper at its own end time (pollers see every step)."""
+        target = self.now + seconds
+        await settle()
+        while True:
+            due = [end for end, fut in self._sleepers if end <= target and not fut.done()]
+            if not due:
+                break
+            self.now = max(self.now, min(due))
+            for end, fut in self._sleepers:
+                if end <= self.now and not fut.done():
+                    fut.set_result(None)
+            await settle()
+        self.now = target
+        await settle()
+
+
+async def sleep_forever(seconds: float) -> None:
+    """The sleep of a process that never wakes again."""
+    await asyncio.Event().wait()
+
+
+class PollOnlyLock:
+    """A host lock that another process may hold; a blocking acquire fails the test instead of freezing the loop."""
+
+    def __init__(self) -> None:
+        self.holder: str | None = None
+
+    def acquire(self, block: bool = True, timeout: float | None = None) -> bool:
+        if block:
+            raise AssertionError("blocking acquire of the host lock on the event loop")
+        if self.holder is not None:
+            return False
+        self.holder = "us"
+        return True
+
+    def release(self) -> None:
+        if self.holder is None:
+            raise ValueError("semaphore or lock released too many times")
+        self.holder = None
+
+
 def make_budget(
     shared: HostBudgetShared,
-    clock: FakeClock | None = None,
+    vt: VirtualTime | None = None,
     *,
-    sleep: ManualSleep | AdvancingSleep | None = None,
     pid: int | None = None,
     stale_lock_s: float = 2.0,
-) -> tuple[HostBudget, FakeClock]:
-    """A budget on a fake clock whose sleeps advance that clock (unless another sleep is given)."""
-    clock = clock or FakeClock()
-    budget = HostBudget(shared, clock=clock, sleep=sleep or AdvancingSleep(clock), pid=pid, stale_lock_s=stale_lock_s)
-    return budget, clock
-
-
-def dead_pid() -> int:
-    """The pid of a process that has exited and been reaped."""
-    proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    proc.wait()
-    return proc.pid
+) -> HostBudget:
+    """A budget on ``vt``'s clock whose sleeps end when the test advances that clock."""
+    vt = vt or VirtualTime()
+    return HostBudget(shared, clock=vt.clock, sleep=vt.sleep, pid=pid, stale_lock_s=stale_lock_s)
 
 
 class TestSharedState:
     def test_create_starts_free_and_full(self) -> None:
         """A new budget has every permit free and a full bucket."""
-        budget, _ = make_budget(HostBudgetShared.create(3, 50))
+        budget = make_budget(HostBudgetShared.create(3, 50))
         assert budget.snapshot() == {"in_use": 0, "max_concurrent": 3, "live_waiting": 0, "tokens": 50}
+
+    @pytest.mark.parametrize(
+        ("max_concurrent", "rate_per_min", "max_processes"),
+        [
+            pytest.param(0, 50, 64, id="no-permits"),
+            pytest.param(1, 0, 64, id="no-rate"),
+            pytest.param(1, 50, 0, id="no-processes"),
+        ],
+    )
+    def test_create_rejects_sizes_below_one(self, max_concurrent: int, rate_per_min: int, max_processes: int) -> None:
+        """Permits, rate and process slots must each be at least one."""
+        with pytest.raises(ValueError, match=">= 1"):
+            HostBudgetShared.create(max_concurrent, rate_per_min, max_processes=max_processes)
 
     def test_shared_ctx_round_trip(self) -> None:
         """The primitives are stored as separate attributes and read back; absent means None."""
@@ -109,45 +141,82 @@ class TestSharedState:
 class TestPermits:
     async def test_max_concurrent_is_respected_and_release_frees(self) -> None:
         """Only max_concurrent permits are handed out; a released one is handed out again."""
-        budget, clock = make_budget(HostBudgetShared.create(2, 50))
+        vt = VirtualTime()
+        budget = make_budget(HostBudgetShared.create(2, 50), vt)
         first = await budget.acquire("live", None)
         second = await budget.acquire("live", None)
         assert {first, second} == {0, 1}
+        third = asyncio.ensure_future(budget.acquire("live", vt.now + 1.0))
+        await vt.advance(1.0)
         with pytest.raises(LimiterShedError) as info:
-            await budget.acquire("live", clock() + 1.0)
+            await finished(third)
         assert info.value.reason == "shed_limiter_saturated"
         assert budget.snapshot()["in_use"] == 2
         budget.release(first)
         assert budget.snapshot()["in_use"] == 1
-        assert await budget.acquire("live", clock()) == first
+        assert await budget.acquire("live", vt.now) == first
 
     async def test_free_permit_is_tried_once_even_past_the_deadline(self) -> None:
         """A deadline already in the past still gets a free permit."""
-        budget, clock = make_budget(HostBudgetShared.create(1, 50))
-        assert await budget.acquire("live", clock() - 1.0) == 0
+        vt = VirtualTime()
+        budget = make_budget(HostBudgetShared.create(1, 50), vt)
+        assert await budget.acquire("live", vt.now - 1.0) == 0
 
-    async def test_permit_of_a_dead_process_is_reclaimed_only_when_none_is_free(self) -> None:
-        """A permit held by a pid that no longer exists is taken over once every permit is in use."""
-        shared = HostBudgetShared.create(2, 50)
-        ghost, _ = make_budget(shared, pid=dead_pid())
-        assert await ghost.acquire("live", None) == 0
-        budget, clock = make_budget(shared)
-        assert await budget.acquire("live", clock()) == 1  # a free one first
-        assert await budget.acquire("live", clock()) == 0  # then the dead pid's
-        assert list(shared.permits) == [os.getpid(), os.getpid()]
-
-    async def test_release_of_a_permit_owned_by_someone_else_is_ignored(self) -> None:
-        """Releasing an index this pid does not own leaves the permit with its owner."""
+    async def test_waiter_gets_a_permit_released_by_another_process(self) -> None:
+        """A live caller polls until another process releases a permit, well within its deadline."""
+        vt = VirtualTime()
         shared = HostBudgetShared.create(1, 50)
-        budget, _ = make_budget(shared)
-        other, _ = make_budget(shared, pid=os.getppid())
+        other = make_budget(shared, vt, pid=os.getppid())
+        budget = make_budget(shared, vt)
+        held = await other.acquire("live", None)
+        waiter = asyncio.ensure_future(budget.acquire("live", vt.now + 5.0))
+        await vt.advance(1.0)
+        assert not waiter.done()
+        other.release(held)
+        await vt.advance(0.05)
+        assert await finished(waiter) == held
+        assert list(shared.permits) == [os.getpid()]
+
+    async def test_permit_of_a_dead_process_is_reclaimed_only_when_none_is_free(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A permit held by a pid that no longer exists is taken over, with a warning, once every permit is in use."""
+        vt = VirtualTime()
+        shared = HostBudgetShared.create(2, 50)
+        ghost = make_budget(shared, vt, pid=UNUSED_PID)
+        assert await ghost.acquire("live", None) == 0
+        budget = make_budget(shared, vt)
+        assert await budget.acquire("live", vt.now) == 1  # a free one first
+        with caplog.at_level(logging.WARNING, logger="backend.clients.host_budget"):
+            assert await budget.acquire("live", vt.now) == 0  # then the dead pid's
+        assert list(shared.permits) == [os.getpid(), os.getpid()]
+        assert f"held by dead pid {UNUSED_PID}" in caplog.text
+
+    async def test_permits_of_live_processes_are_never_reclaimed(self) -> None:
+        """A permit whose holder is alive stays with it, however long it is held."""
+        vt = VirtualTime()
+        shared = HostBudgetShared.create(1, 50)
+        await make_budget(shared, vt, pid=os.getppid()).acquire("live", None)
+        waiter = asyncio.ensure_future(make_budget(shared, vt).acquire("live", vt.now + 5.0))
+        await vt.advance(5.0)
+        with pytest.raises(LimiterShedError):
+            await finished(waiter)
+        assert list(shared.permits) == [os.getppid()]
+
+    async def test_release_of_a_permit_owned_by_someone_else_is_ignored(self, caplog: pytest.LogCaptureFixture) -> None:
+        """Releasing an index this pid does not own leaves the permit with its owner and warns."""
+        shared = HostBudgetShared.create(1, 50)
+        budget = make_budget(shared)
+        other = make_budget(shared, pid=os.getppid())
         index = await budget.acquire("live", None)
-        other.release(index)
+        with caplog.at_level(logging.WARNING, logger="backend.clients.host_budget"):
+            other.release(index)
         assert budget.snapshot()["in_use"] == 1
+        assert "owned by" in caplog.text
 
     async def test_unknown_priority_is_rejected(self) -> None:
         """Only "live" and "warm" are priorities."""
-        budget, _ = make_budget(HostBudgetShared.create(1, 50))
+        budget = make_budget(HostBudgetShared.create(1, 50))
         with pytest.raises(ValueError, match="priority"):
             await budget.acquire("urgent", None)
 
@@ -155,165 +224,206 @@ class TestPermits:
 class TestPriority:
     async def test_warm_waits_while_a_live_caller_is_registered(self) -> None:
         """A warm caller leaves a free permit alone while a live caller waits, and gets it after."""
+        vt = VirtualTime()
         shared = HostBudgetShared.create(1, 50)
-        holder, clock = make_budget(shared)
-        live_sleep = ManualSleep()
-        live_budget, _ = make_budget(shared, clock, sleep=live_sleep)
-        warm_budget, _ = make_budget(shared, clock)
+        holder, live_budget, warm_budget = make_budget(shared, vt), make_budget(shared, vt), make_budget(shared, vt)
         held = await holder.acquire("live", None)
         live = asyncio.ensure_future(live_budget.acquire("live", None))
-        await settle()
+        await vt.advance(0.0001)
         assert holder.snapshot()["live_waiting"] == 1
         holder.release(held)
         warm = asyncio.ensure_future(warm_budget.acquire("warm", None))
         await settle()
         assert not warm.done()
         assert holder.snapshot()["in_use"] == 0  # free, yet the warm caller did not take it
-        live_sleep.fire_all()
-        live_index = await live
+        await vt.advance(0.01)
+        live_index = await finished(live)
         assert holder.snapshot()["live_waiting"] == 0
-        await settle()
+        await vt.advance(0.05)
         assert not warm.done()  # the live caller holds the only permit now
         live_budget.release(live_index)
-        assert await warm == live_index
+        await vt.advance(0.05)
+        assert await finished(warm) == live_index
 
-    async def test_warm_ignores_live_registrations_of_dead_processes(self) -> None:
-        """Live-waiter registrations left by a dead process do not starve warm callers."""
+    async def test_warm_ignores_live_registrations_of_dead_processes(self, caplog: pytest.LogCaptureFixture) -> None:
+        """Live-waiter registrations left by a dead process are dropped instead of starving warm callers."""
+        vt = VirtualTime()
         shared = HostBudgetShared.create(1, 50)
-        shared.waiters[0], shared.waiters[1] = dead_pid(), 3
-        budget, clock = make_budget(shared)
+        holder = make_budget(shared, vt, pid=os.getppid())
+        held = await holder.acquire("live", None)
+        # Waiters of a process that dies mid-wait: registered, never polling again, never deregistering.
+        ghost = HostBudget(shared, clock=vt.clock, sleep=sleep_forever, pid=UNUSED_PID)
+        ghost_waiters = [asyncio.ensure_future(ghost.acquire("live", None)) for _ in range(3)]
+        await settle()
+        budget = make_budget(shared, vt)
         assert budget.snapshot()["live_waiting"] == 3
-        assert await budget.acquire("warm", clock()) == 0
+        holder.release(held)
+        with caplog.at_level(logging.WARNING, logger="backend.clients.host_budget"):
+            assert await budget.acquire("warm", vt.now) == 0
         assert budget.snapshot()["live_waiting"] == 0
+        assert f"dead pid {UNUSED_PID}" in caplog.text
+        for task in ghost_waiters:
+            task.cancel()
+        await asyncio.gather(*ghost_waiters, return_exceptions=True)
+
+    async def test_live_callers_are_not_held_back_by_each_other(self) -> None:
+        """A registered live waiter does not stop another live caller from taking a free permit."""
+        vt = VirtualTime()
+        shared = HostBudgetShared.create(2, 50)
+        holder, first, second = make_budget(shared, vt), make_budget(shared, vt), make_budget(shared, vt)
+        held = [await holder.acquire("live", None), await holder.acquire("live", None)]
+        waiter = asyncio.ensure_future(first.acquire("live", None))
+        await vt.advance(0.0001)
+        holder.release(held[0])
+        assert await second.acquire("live", vt.now) == held[0]
+        holder.release(held[1])
+        await vt.advance(0.05)
+        assert await finished(waiter) == held[1]
 
 
 class TestWaitingEnds:
     async def test_deadline_sheds_and_unregisters(self) -> None:
         """Past its deadline a live caller is shed and no longer counted as waiting."""
-        budget, clock = make_budget(HostBudgetShared.create(1, 50))
+        vt = VirtualTime()
+        budget = make_budget(HostBudgetShared.create(1, 50), vt)
         await budget.acquire("live", None)
-        with pytest.raises(LimiterShedError):
-            await budget.acquire("live", clock() + 0.5)
+        waiter = asyncio.ensure_future(budget.acquire("live", vt.now + 0.5))
+        await vt.advance(0.45)
+        assert not waiter.done()
+        assert budget.snapshot()["live_waiting"] == 1
+        await vt.advance(0.05)
+        with pytest.raises(LimiterShedError, match="shed_limiter_saturated"):
+            await finished(waiter)
         assert budget.snapshot()["live_waiting"] == 0
         assert budget.snapshot()["in_use"] == 1
 
-    @pytest.mark.parametrize("priority", ["live", "warm"])
+    @pytest.mark.parametrize("priority", [pytest.param("live", id="live"), pytest.param("warm", id="warm")])
     async def test_cancellation_leaves_counts_consistent(self, priority: str) -> None:
         """A caller cancelled while waiting leaves no registration and no permit behind."""
-        budget, _ = make_budget(HostBudgetShared.create(1, 50))
+        vt = VirtualTime()
+        budget = make_budget(HostBudgetShared.create(1, 50), vt)
         held = await budget.acquire("live", None)
         waiter = asyncio.ensure_future(budget.acquire(priority, None))
-        await settle()
+        await vt.advance(0.001)
         assert budget.snapshot()["live_waiting"] == (1 if priority == "live" else 0)
         waiter.cancel()
         with pytest.raises(asyncio.CancelledError):
-            await waiter
+            await finished(waiter)
         assert budget.snapshot()["live_waiting"] == 0
         assert budget.snapshot()["in_use"] == 1
         budget.release(held)
         assert budget.snapshot()["in_use"] == 0
 
+    async def test_cancelled_live_waiter_deregisters_without_blocking_the_loop(self) -> None:
+        """While another process holds the lock, a cancelled live waiter polls for it to deregister."""
+        vt = VirtualTime()
+        lock = PollOnlyLock()
+        shared = dataclasses.replace(
+            HostBudgetShared.create(1, 50), lock=cast("multiprocessing.synchronize.Lock", lock)
+        )
+        budget = make_budget(shared, vt)
+        await budget.acquire("live", None)
+        waiter = asyncio.ensure_future(budget.acquire("live", None))
+        await vt.advance(0.001)
+        lock.holder = "another process"
+        waiter.cancel()
+        await vt.advance(0.01)
+        assert not waiter.done()  # still polling the lock, and the loop keeps running
+        assert budget.snapshot()["live_waiting"] == 1
+        lock.holder = None
+        await vt.advance(0.001)
+        with pytest.raises(asyncio.CancelledError):
+            await finished(waiter)
+        assert budget.snapshot()["live_waiting"] == 0
+
+    async def test_second_cancellation_does_not_leave_the_registration_behind(self) -> None:
+        """Cancelling a waiter again while it deregisters still ends with no registration left."""
+        vt = VirtualTime()
+        lock = PollOnlyLock()
+        shared = dataclasses.replace(
+            HostBudgetShared.create(1, 50), lock=cast("multiprocessing.synchronize.Lock", lock)
+        )
+        budget = make_budget(shared, vt)
+        await budget.acquire("live", None)
+        waiter = asyncio.ensure_future(budget.acquire("live", None))
+        await vt.advance(0.001)
+        lock.holder = "another process"
+        waiter.cancel()
+        await vt.advance(0.01)
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await finished(waiter)
+        lock.holder = None
+        await vt.advance(0.001)
+        assert budget.snapshot()["live_waiting"] == 0
+
 
 class TestTokenBucket:
-    async def test_starts_full_and_takes_without_sleeping(self) -> None:
-        """The bucket starts with rate_per_min tokens and a non-empty bucket never sleeps."""
-        clock = FakeClock()
-        sleep = AdvancingSleep(clock)
-        budget = HostBudget(HostBudgetShared.create(1, 3), clock=clock, sleep=sleep)
-        for _ in range(3):
-            await budget.take_token()
-        assert sleep.requested == []
+    async def test_try_take_returns_zero_until_empty_then_the_wait(self) -> None:
+        """A token is taken (0 returned) while one is there; then the seconds to the next one are returned."""
+        budget = make_budget(HostBudgetShared.create(1, 60))  # one token a second
+        assert [await budget.try_take_token() for _ in range(60)] == [0.0] * 60
+        assert await budget.try_take_token() == pytest.approx(1.0)
         assert budget.snapshot()["tokens"] == 0
+
+    async def test_keep_leaves_tokens_in_the_bucket(self) -> None:
+        """With ``keep`` a take only succeeds if more than ``keep`` tokens remain after it."""
+        budget = make_budget(HostBudgetShared.create(1, 6))  # one token every 10 s
+        assert [await budget.try_take_token(3) for _ in range(3)] == [0.0, 0.0, 0.0]
+        assert await budget.try_take_token(3) == pytest.approx(10.0)
+        assert await budget.try_take_token() == 0.0
+        assert await budget.try_take_token(3) == pytest.approx(20.0)
 
     async def test_refills_continuously_up_to_capacity(self) -> None:
         """Tokens come back at rate_per_min per minute, pro rata, and never exceed the capacity."""
-        budget, clock = make_budget(HostBudgetShared.create(1, 60))
+        vt = VirtualTime()
+        budget = make_budget(HostBudgetShared.create(1, 60), vt)
         for _ in range(60):
-            await budget.take_token()
-        clock.advance(0.5)
+            await budget.try_take_token()
+        vt.now += 0.5
         assert budget.snapshot()["tokens"] == 0.5
-        clock.advance(10.0)
+        vt.now += 10.0
         assert budget.snapshot()["tokens"] == 10.5
-        clock.advance(3600.0)
+        vt.now += 3600.0
         assert budget.snapshot()["tokens"] == 60
 
-    async def test_waits_in_short_rechecks_until_a_token_is_there(self) -> None:
-        """An empty bucket sleeps (in capped steps) for the time to the next token, then takes it."""
-        clock = FakeClock()
-        sleep = AdvancingSleep(clock)
-        budget = HostBudget(HostBudgetShared.create(1, 60), clock=clock, sleep=sleep)  # one token a second
-        for _ in range(60):
-            await budget.take_token()
-        start = clock()
-        await budget.take_token()
-        assert len(sleep.requested) > 1
-        assert all(0 < s <= 0.05 for s in sleep.requested)
-        assert clock() - start == pytest.approx(1.0)
-        assert budget.snapshot()["tokens"] < 0.01
+    async def test_processes_share_the_bucket(self) -> None:
+        """Tokens taken by one process are gone for the others."""
+        shared = HostBudgetShared.create(1, 2)
+        first, second = make_budget(shared), make_budget(shared, pid=os.getppid())
+        assert await first.try_take_token() == 0.0
+        assert await second.try_take_token() == 0.0
+        assert await first.try_take_token() > 0
 
 
 class TestStaleLock:
     async def test_lock_held_by_a_dead_holder_is_recovered(self, caplog: pytest.LogCaptureFixture) -> None:
         """A lock nobody can take for stale_lock_s is force-released with a warning."""
+        vt = VirtualTime()
         shared = HostBudgetShared.create(1, 50)
         assert shared.lock.acquire(block=False)  # the "SIGKILLed" holder never releases it
-        budget, clock = make_budget(shared, stale_lock_s=0.05)
-        start = clock()
+        budget = make_budget(shared, vt, stale_lock_s=0.05)
         with caplog.at_level(logging.WARNING, logger="backend.clients.host_budget"):
-            assert await budget.acquire("live", None) == 0
-        assert clock() - start >= 0.05
+            waiter = asyncio.ensure_future(budget.acquire("live", None))
+            await vt.advance(0.04)
+            assert not waiter.done()
+            await vt.advance(0.02)
+            assert await finished(waiter) == 0
         assert "assuming a dead holder" in caplog.text
         assert shared.lock.acquire(block=False)  # released again after the critical section
         shared.lock.release()
 
-
-def _child_cycles(
-    shared: HostBudgetShared,
-    counters: multiprocessing.sharedctypes.Synchronized[int],
-    peak: multiprocessing.sharedctypes.Synchronized[int],
-    done: multiprocessing.sharedctypes.Synchronized[int],
-) -> None:
-    """Spawned child: two tasks doing 10 acquire/hold/release cycles each against the shared budget."""
-
-    async def cycles() -> None:
-        budget = HostBudget(shared)
-        for _ in range(10):
-            index = await budget.acquire("live", None)
-            await budget.take_token()
-            with counters.get_lock():
-                counters.value += 1
-                with peak.get_lock():
-                    peak.value = max(peak.value, counters.value)
-            await asyncio.sleep(0.005)
-            with counters.get_lock():
-                counters.value -= 1
-            budget.release(index)
-            with done.get_lock():
-                done.value += 1
-
-    async def main() -> None:
-        await asyncio.gather(cycles(), cycles())
-
-    asyncio.run(main())
-
-
-class TestCrossProcess:
-    def test_spawned_processes_share_the_budget(self) -> None:
-        """Three spawned processes never hold more than max_concurrent permits at once, and share the bucket."""
-        shared = HostBudgetShared.create(2, 600, SPAWN)
-        in_flight, peak, done = SPAWN.Value("i", 0), SPAWN.Value("i", 0), SPAWN.Value("i", 0)
-        started = time.monotonic()
-        procs = [SPAWN.Process(target=_child_cycles, args=(shared, in_flight, peak, done)) for _ in range(3)]
-        for proc in procs:
-            proc.start()
-        for proc in procs:
-            proc.join(30)
-        assert [proc.exitcode for proc in procs] == [0, 0, 0]
-        assert done.value == 60
-        assert 1 <= peak.value <= 2
-        snap = HostBudget(shared).snapshot()
-        assert snap["in_use"] == 0
-        assert snap["live_waiting"] == 0
-        tokens = snap["tokens"]
-        assert isinstance(tokens, float)
-        assert tokens <= 600 - 60 + (time.monotonic() - started) * 10 + 0.01
+    async def test_lock_released_in_time_is_not_forced(self, caplog: pytest.LogCaptureFixture) -> None:
+        """A holder that releases the lock before stale_lock_s is waited for, not overridden."""
+        vt = VirtualTime()
+        shared = HostBudgetShared.create(1, 50)
+        assert shared.lock.acquire(block=False)
+        budget = make_budget(shared, vt, stale_lock_s=0.05)
+        with caplog.at_level(logging.WARNING, logger="backend.clients.host_budget"):
+            waiter = asyncio.ensure_future(budget.acquire("live", None))
+            await vt.advance(0.04)
+            assert not waiter.done()
+            shared.lock.release()
+            await vt.advance(0.01)
+            assert await finished(waiter) == 0
+        assert "assuming a dead holder" not in caplog.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -11,9 +12,10 @@ import httpx
 import pytest
 from pytest_httpx import HTTPXMock
 
-from backend.clients.limiter import CircuitBreaker, LmlLimiter
+from backend.clients.factory import build_http_client, build_lml_client
+from backend.clients.limiter import CircuitBreaker, LmlLimiter, LocalTokens
 from backend.clients.lml import LmlClient, LookupResponse, Release
-from backend.config import Secret
+from backend.config import AppConfig, Secret
 from backend.errors import (
     LimiterShedError,
     LmlAuthError,
@@ -34,9 +36,8 @@ HEALTH_URL = f"{BASE}/health"
 
 
 def make_limiter(threshold: int = 5) -> LmlLimiter:
-    return LmlLimiter(
-        max_concurrent=2, rate_per_min=600, queue_wait_s=1.0, breaker=CircuitBreaker(threshold, 30.0)
-    )
+    """A limiter as ``build_lml_client`` wires it, with room for every call a test makes."""
+    return LmlLimiter(2, 1.0, CircuitBreaker(threshold, 30.0), LocalTokens(600))
 
 
 def make_client(http: httpx.AsyncClient | None, **overrides: Any) -> LmlClient:
@@ -127,9 +128,7 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
 
 
 class TestLookupRequest:
-    async def test_sends_extended_artist_album_body(
-        self, httpx_mock: HTTPXMock, http: httpx.AsyncClient
-    ) -> None:
+    async def test_sends_extended_artist_album_body(self, httpx_mock: HTTPXMock, http: httpx.AsyncClient) -> None:
         """An artist+album lookup posts raw_message, artist, album and extended=true."""
         httpx_mock.add_response(method="POST", url=LOOKUP_URL, json=make_lookup_body())
         await make_client(http).lookup("Autechre", "Confield")
@@ -168,9 +167,7 @@ class TestLookupRequest:
         assert request.headers["Content-Type"] == "application/json"
         assert "X-Caller-Budget-Ms" not in request.headers
 
-    async def test_headers_with_api_key_and_caller(
-        self, httpx_mock: HTTPXMock, http: httpx.AsyncClient
-    ) -> None:
+    async def test_headers_with_api_key_and_caller(self, httpx_mock: HTTPXMock, http: httpx.AsyncClient) -> None:
         """A configured key is sent as a bearer token and the caller label as X-Caller-Reason."""
         httpx_mock.add_response(
             method="POST",
@@ -203,14 +200,32 @@ class TestLookupRequest:
             pytest.param(BASE + "/api/v1/", id="api-v1-slash"),
         ],
     )
-    async def test_base_url_is_normalised(
-        self, httpx_mock: HTTPXMock, http: httpx.AsyncClient, base_url: str
-    ) -> None:
+    async def test_base_url_is_normalised(self, httpx_mock: HTTPXMock, http: httpx.AsyncClient, base_url: str) -> None:
         """A trailing /api/v1 or slash on the configured URL does not change the request path."""
         httpx_mock.add_response(method="POST", url=LOOKUP_URL, json=make_lookup_body())
         client = make_client(http, base_url=base_url)
         assert client.base_url == BASE
         await client.lookup("Autechre", "Confield")
+
+    async def test_calls_are_counted_by_endpoint_and_outcome(
+        self, httpx_mock: HTTPXMock, http: httpx.AsyncClient
+    ) -> None:
+        """Every call is counted once under its endpoint and outcome (ok, error class or shed reason)."""
+        httpx_mock.add_response(method="POST", url=LOOKUP_URL, json=make_lookup_body())
+        httpx_mock.add_response(method="GET", url=RELEASE_URL, status_code=404)
+        limiter = make_limiter(threshold=1)
+        client = make_client(http, limiter=limiter)
+        await client.lookup("Autechre", "Confield")
+        with pytest.raises(LmlNotFoundError):
+            await client.get_release(6690542)
+        limiter.breaker.record_failure()
+        with pytest.raises(LimiterShedError):
+            await client.lookup("Autechre", "Confield")
+        assert dict(client.calls) == {
+            ("lookup", "ok"): 1,
+            ("release", "LmlNotFoundError"): 1,
+            ("lookup", "shed_breaker_open"): 1,
+        }
 
     async def test_lookup_goes_through_the_limiter(self, http: httpx.AsyncClient) -> None:
         """With the breaker open the lookup is shed without a request."""
@@ -273,9 +288,7 @@ class TestLookupParsing:
             {"position": "", "title": "Two", "duration": None},
             {"position": "B1", "title": "Three", "duration": "", "artists": None},
         ]
-        response = await self.lookup(
-            httpx_mock, http, make_lookup_body(artwork=make_artwork(tracklist=tracklist))
-        )
+        response = await self.lookup(httpx_mock, http, make_lookup_body(artwork=make_artwork(tracklist=tracklist)))
         assert response.top_tracklist == (
             RotationTrack("A1", "One", "1:00", ("Guest", "Other")),
             RotationTrack("", "Two", None, ()),
@@ -286,9 +299,7 @@ class TestLookupParsing:
         "tracklist",
         [pytest.param(None, id="null"), pytest.param([], id="empty"), pytest.param("absent", id="absent")],
     )
-    async def test_no_inline_tracklist(
-        self, httpx_mock: HTTPXMock, http: httpx.AsyncClient, tracklist: Any
-    ) -> None:
+    async def test_no_inline_tracklist(self, httpx_mock: HTTPXMock, http: httpx.AsyncClient, tracklist: Any) -> None:
         """A null, empty or absent tracklist gives top_tracklist None."""
         artwork = make_artwork(tracklist=tracklist)
         if tracklist == "absent":
@@ -297,9 +308,7 @@ class TestLookupParsing:
         assert response.top_tracklist is None
         assert response.top_release_id == 4080
 
-    async def test_streaming_sentinel_release_id_zero(
-        self, httpx_mock: HTTPXMock, http: httpx.AsyncClient
-    ) -> None:
+    async def test_streaming_sentinel_release_id_zero(self, httpx_mock: HTTPXMock, http: httpx.AsyncClient) -> None:
         """The release_id 0 sentinel is passed through as 0, with its inline tracklist."""
         artwork = make_artwork(release_id=0, release_url="")
         response = await self.lookup(httpx_mock, http, make_lookup_body(artwork=artwork))
@@ -395,9 +404,7 @@ ERROR_ROWS = [
     pytest.param({"status_code": 401}, LmlAuthError, "LML rejected our credentials: 401", 502, id="401"),
     pytest.param({"status_code": 403}, LmlAuthError, "LML rejected our credentials: 403", 502, id="403"),
     pytest.param({"status_code": 404}, LmlNotFoundError, "LML responded with 404: Not Found", 404, id="404"),
-    pytest.param(
-        {"status_code": 422}, LmlStatusError, "LML responded with 422: Unprocessable Entity", 422, id="422"
-    ),
+    pytest.param({"status_code": 422}, LmlStatusError, "LML responded with 422: Unprocessable Entity", 422, id="422"),
     pytest.param(
         {"status_code": 500},
         LmlUnavailableError,
@@ -412,9 +419,7 @@ ERROR_ROWS = [
         502,
         id="503",
     ),
-    pytest.param(
-        httpx.ReadTimeout("read timed out"), LmlTimeoutError, "LML request timed out", 504, id="timeout"
-    ),
+    pytest.param(httpx.ReadTimeout("read timed out"), LmlTimeoutError, "LML request timed out", 504, id="timeout"),
     pytest.param(
         httpx.ConnectError("connection refused"),
         LmlUnavailableError,
@@ -456,20 +461,25 @@ class TestErrorMapping:
         assert type(info.value) is error
         assert info.value.message == message
         assert info.value.status_code == status
-        assert info.value.__cause__ is not None
+        if isinstance(reply, Exception):
+            assert isinstance(info.value.__cause__, httpx.RequestError)  # the transport error is chained
 
     @pytest.mark.parametrize(
         ("reply", "state"),
         [
             pytest.param(httpx.ReadTimeout("slow"), "open", id="timeout-opens"),
-            pytest.param(httpx.ConnectError("refused"), "closed", id="network-error-does-not"),
-            pytest.param(503, "closed", id="5xx-does-not"),
+            pytest.param(httpx.ConnectError("refused"), "open", id="network-error-opens"),
+            pytest.param(500, "open", id="500-opens"),
+            pytest.param(503, "open", id="503-opens"),
+            pytest.param(401, "closed", id="401-does-not"),
+            pytest.param(404, "closed", id="404-does-not"),
+            pytest.param(422, "closed", id="422-does-not"),
         ],
     )
-    async def test_only_timeouts_count_against_the_breaker(
+    async def test_unhealthy_answers_count_against_the_breaker(
         self, httpx_mock: HTTPXMock, http: httpx.AsyncClient, reply: Exception | int, state: str
     ) -> None:
-        """A timeout is a breaker failure; other failures count as LML having answered."""
+        """Timeouts, network failures and 5xx are breaker failures; a 4xx means LML answered."""
         if isinstance(reply, Exception):
             httpx_mock.add_exception(reply, url=LOOKUP_URL)
         else:
@@ -479,6 +489,49 @@ class TestErrorMapping:
             await make_client(http, limiter=limiter).lookup("Autechre", "Confield")
         assert limiter.breaker.state == state
         assert limiter.snapshot()["in_use"] == 0
+
+    async def test_malformed_body_does_not_count_against_the_breaker(
+        self, httpx_mock: HTTPXMock, http: httpx.AsyncClient
+    ) -> None:
+        """A 200 with a body we cannot use is LML answering: the breaker stays closed."""
+        httpx_mock.add_response(url=LOOKUP_URL, content=b"<html>oops</html>")
+        limiter = make_limiter(threshold=1)
+        with pytest.raises(LmlBadResponseError):
+            await make_client(http, limiter=limiter).lookup("Autechre", "Confield")
+        assert limiter.breaker.state == "closed"
+
+    async def test_five_consecutive_5xx_open_the_breaker_and_the_sixth_call_is_shed(
+        self, httpx_mock: HTTPXMock, http: httpx.AsyncClient
+    ) -> None:
+        """Five 5xx answers in a row open a threshold-5 breaker; the sixth call sends no request."""
+        for _ in range(5):
+            httpx_mock.add_response(method="POST", url=LOOKUP_URL, status_code=503)
+        limiter = make_limiter(threshold=5)
+        client = make_client(http, limiter=limiter)
+        for _ in range(5):
+            with pytest.raises(LmlUnavailableError):
+                await client.lookup("Autechre", "Confield")
+        with pytest.raises(LimiterShedError, match="shed_breaker_open"):
+            await client.lookup("Autechre", "Confield")
+        assert len(httpx_mock.get_requests()) == 5
+        assert limiter.sheds["shed_breaker_open"] == 1
+
+    async def test_a_success_between_5xx_answers_keeps_the_breaker_closed(
+        self, httpx_mock: HTTPXMock, http: httpx.AsyncClient
+    ) -> None:
+        """Failures must be consecutive: a good answer in the middle resets the count."""
+        for status in (503, 503, 200, 503, 503):
+            if status == 200:
+                httpx_mock.add_response(method="POST", url=LOOKUP_URL, json=make_lookup_body())
+            else:
+                httpx_mock.add_response(method="POST", url=LOOKUP_URL, status_code=status)
+        limiter = make_limiter(threshold=3)
+        client = make_client(http, limiter=limiter)
+        for _ in range(5):
+            with contextlib.suppress(LmlUnavailableError):
+                await client.lookup("Autechre", "Confield")
+        assert limiter.breaker.state == "closed"
+        assert limiter.breaker.consecutive_failures == 2
 
 
 class TestGetRelease:
@@ -500,9 +553,7 @@ class TestGetRelease:
         "tracklist",
         [pytest.param([], id="empty"), pytest.param(None, id="null"), pytest.param("absent", id="absent")],
     )
-    async def test_empty_tracklist(
-        self, httpx_mock: HTTPXMock, http: httpx.AsyncClient, tracklist: Any
-    ) -> None:
+    async def test_empty_tracklist(self, httpx_mock: HTTPXMock, http: httpx.AsyncClient, tracklist: Any) -> None:
         """A release without tracks parses to an empty tuple."""
         body = make_release_body(tracklist=tracklist)
         if tracklist == "absent":
@@ -511,9 +562,7 @@ class TestGetRelease:
         release = await make_client(http).get_release(6690542)
         assert release.tracklist == ()
 
-    async def test_null_durations_and_track_artists(
-        self, httpx_mock: HTTPXMock, http: httpx.AsyncClient
-    ) -> None:
+    async def test_null_durations_and_track_artists(self, httpx_mock: HTTPXMock, http: httpx.AsyncClient) -> None:
         """Null and empty durations become None; per-track credits are kept."""
         tracklist = [
             {"position": "1", "title": "A", "duration": None, "artists": ["X"]},
@@ -618,3 +667,35 @@ class TestPing:
         limiter = make_limiter(threshold=1)
         limiter.breaker.record_failure()
         assert await make_client(http, limiter=limiter).ping() == "ok"
+
+
+class TestBuildLmlClient:
+    async def test_settings_reach_the_client_and_its_limiter(
+        self, httpx_mock: HTTPXMock, http: httpx.AsyncClient
+    ) -> None:
+        """The factory's client uses the configured URL and key, and a breaker with the configured threshold."""
+        for _ in range(2):
+            httpx_mock.add_response(
+                method="POST", url=LOOKUP_URL, status_code=503, match_headers={"Authorization": "Bearer k"}
+            )
+        settings = AppConfig(lml_url=BASE + "/api/v1", lml_api_key=Secret("k"), lml_breaker_threshold=2)
+        client = build_lml_client(settings, http, pool=None, host=None)
+        assert client.configured and client.base_url == BASE
+        for _ in range(2):
+            with pytest.raises(LmlUnavailableError):
+                await client.lookup("Autechre", "Confield")
+        with pytest.raises(LimiterShedError, match="shed_breaker_open"):
+            await client.lookup("Autechre", "Confield")
+
+    def test_without_a_database_or_host_the_rate_is_this_process_own(self) -> None:
+        """With neither a pool nor a host budget, tokens come from a full local bucket of the configured rate."""
+        settings = AppConfig(lml_url=BASE, lml_rate_per_min=40, lml_max_concurrent=3)
+        snapshot = build_lml_client(settings, None, pool=None, host=None).limiter.snapshot()
+        assert snapshot["tokens"] == {"scope": "process", "tokens": 40}
+        assert snapshot["max_concurrent"] == 3
+
+    def test_unconfigured_without_a_url(self) -> None:
+        """Without LIBRARY_METADATA_URL there is no HTTP client and the LML client is unconfigured."""
+        settings = AppConfig()
+        assert build_http_client(settings) is None
+        assert not build_lml_client(settings, None, pool=None, host=None).configured

@@ -74,9 +74,7 @@ class TestLookupKey:
             pytest.param((None, "Nuggets"), ("   ", "nuggets"), id="none-is-whitespace"),
         ],
     )
-    def test_equivalent_spellings_share_a_key(
-        self, a: tuple[str | None, str], b: tuple[str | None, str]
-    ) -> None:
+    def test_equivalent_spellings_share_a_key(self, a: tuple[str | None, str], b: tuple[str | None, str]) -> None:
         """Case, surrounding and repeated whitespace, and a missing artist do not change the key."""
         assert lookup_key(*a) == lookup_key(*b)
 
@@ -184,9 +182,7 @@ class TestLookupCoordinator:
         "response",
         [
             pytest.param(make_response(timeout=True, result_count=0, top_release_id=None), id="timeout"),
-            pytest.param(
-                make_response(degraded=True, result_count=0, top_release_id=None), id="degraded-empty"
-            ),
+            pytest.param(make_response(degraded=True, result_count=0, top_release_id=None), id="degraded-empty"),
         ],
     )
     async def test_transient_answers_are_returned_but_not_cached(self, response: LookupResponse) -> None:

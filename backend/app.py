@@ -12,7 +12,7 @@ from sanic import Sanic
 from backend import routes
 from backend.config import AppConfig
 from backend.context import App, Context
-from backend.listeners import auth, db, lml, services, warm
+from backend.listeners import auth, db, lifecycle, lml, services, warm
 from backend.listeners import metrics as metrics_listener
 from backend.logging import sanic_log_config, setup_logging
 from backend.metrics import prepare_multiprocess_dir
@@ -65,6 +65,7 @@ def create_app(config: AppConfig | None = None) -> App:
         gc.freeze()
         app.ctx.worker = os.environ.get("SANIC_WORKER_NAME") or f"single-{os.getpid()}"
 
+    lifecycle.register(app)
     db.register(app)
     lml.register(app)
     services.register(app)
@@ -76,9 +77,5 @@ def create_app(config: AppConfig | None = None) -> App:
     @app.after_server_start
     async def announce(app: App) -> None:
         logger.info("worker serving worker=%s pid=%d", app.ctx.worker, os.getpid())
-
-    @app.before_server_stop
-    async def drain(app: App) -> None:
-        app.ctx.draining = True  # readiness answers 503 from now on
 
     return app

@@ -122,6 +122,26 @@ class Process:
         assert self.proc is not None
         return self.proc.wait(timeout)
 
+    def wait_exit(self, timeout: float) -> int | None:
+        """The main process's exit code, or None while it still runs after ``timeout``."""
+        try:
+            return self.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def group_pids(self) -> set[int]:
+        """Live (non-zombie) processes of the process group, orphans included."""
+        import psutil  # test and benchmark dependency only
+
+        pids = set()
+        for proc in psutil.process_iter(["pid", "status"]):
+            try:
+                if os.getpgid(proc.pid) == self.pid and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                    pids.add(proc.pid)
+            except (ProcessLookupError, psutil.Error):
+                continue
+        return pids
+
     def stop(self, timeout: float = 30.0) -> int:
         """SIGTERM the main process, SIGKILL the group if it does not exit in time; return the exit code."""
         proc = self.proc
@@ -186,12 +206,20 @@ class ServerProcess(Process):
         workers: worker processes; 0 runs ``--single-process``.
         inspector_port: enable Sanic's inspector on this port (for ``sanic inspect reload``).
         name: a label for logs and errors.
+        target: the ``module:app`` to serve.
     """
 
     def __init__(
-        self, env: Mapping[str, str], workers: int = 2, *, inspector_port: int | None = None, name: str = "server"
+        self,
+        env: Mapping[str, str],
+        workers: int = 2,
+        *,
+        inspector_port: int | None = None,
+        name: str = "server",
+        target: str = "server:app",
     ) -> None:
         super().__init__(name)
+        self.target = target
         self.port = free_port()
         self.workers = workers
         self.url = f"http://127.0.0.1:{self.port}"
@@ -206,7 +234,7 @@ class ServerProcess(Process):
 
     def start(self) -> ServerProcess:
         mode = ["--single-process"] if self.workers == 0 else ["--workers", str(self.workers)]
-        cmd = [sys.executable, "-m", "sanic", "server:app", "--host", "127.0.0.1", "--port", str(self.port), *mode]
+        cmd = [sys.executable, "-m", "sanic", self.target, "--host", "127.0.0.1", "--port", str(self.port), *mode]
         self.spawn(cmd, self.env)
         return self
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 import asyncpg
 import pytest
@@ -13,6 +14,7 @@ from devtools.lml_fake import LmlFake
 from devtools.processes import ServerProcess, server_env
 from devtools.seed import seed_demo
 from tests.conftest import SCHEMAS, create_station_database, drop_database
+from tests.helpers import active_ids, expected_tracks, transient_ids
 
 Host = Callable[..., ServerProcess]
 
@@ -65,3 +67,17 @@ def hosts(station_url: str, fake: LmlFake, issuer: AuthIssuer) -> Iterator[Host]
     finally:
         for host in started:
             host.close()
+
+
+def every_worker_answers(host: ServerProcess, rid: int, expected: list[dict[str, Any]]) -> bool:
+    answers = host.per_worker(f"/library/rotation/{rid}/tracks")
+    return len(answers) == host.workers and all(r.status == 200 and r.json() == expected for r in answers.values())
+
+
+def assert_warm(host: ServerProcess, catalog: DemoCatalog, fake: LmlFake) -> None:
+    """Every worker answers every non-transient active row as designed, without LML."""
+    fake.reset()
+    for rid in active_ids(catalog):
+        if rid not in transient_ids(catalog):
+            assert every_worker_answers(host, rid, expected_tracks(catalog, rid)), rid
+    assert (fake.stats()["counts"]["lookup"], fake.stats()["counts"]["release"]) == (0, 0)

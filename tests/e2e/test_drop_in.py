@@ -12,7 +12,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
 
 import asyncpg
 import pytest
@@ -23,18 +22,13 @@ from devtools.lml_fake import LmlFake
 from devtools.processes import WARM, ServerProcess
 from devtools.seed import seed_demo
 from tests.conftest import SCHEMAS, create_station_database, drop_database
-from tests.e2e.conftest import Host
+from tests.e2e.conftest import Host, assert_warm, every_worker_answers
 from tests.helpers import active_ids, expected_tracks, row_id, transient_ids
 from tests.integration.test_schema import station_shape
 
 pytestmark = [pytest.mark.pg, pytest.mark.e2e]
 
 WEB_APP = "https://dj.wxyc.org"
-
-
-def every_worker_answers(host: ServerProcess, rid: int, expected: list[dict[str, Any]]) -> bool:
-    answers = host.per_worker(f"/library/rotation/{rid}/tracks")
-    return len(answers) == host.workers and all(r.status == 200 and r.json() == expected for r in answers.values())
 
 
 def seconds_until(condition: Callable[[], bool], timeout: float) -> float:
@@ -44,15 +38,6 @@ def seconds_until(condition: Callable[[], bool], timeout: float) -> float:
         assert time.monotonic() - started < timeout, "condition never held"
         time.sleep(0.01)
     return time.monotonic() - started
-
-
-def assert_warm(host: ServerProcess, catalog: DemoCatalog, fake: LmlFake) -> None:
-    """Every worker answers every non-transient active row as designed, without LML."""
-    fake.reset()
-    for rid in active_ids(catalog):
-        if rid not in transient_ids(catalog):
-            assert every_worker_answers(host, rid, expected_tracks(catalog, rid)), rid
-    assert (fake.stats()["counts"]["lookup"], fake.stats()["counts"]["release"]) == (0, 0)
 
 
 class TestDropIn:

@@ -1,0 +1,1 @@
+"""Process lifecycle under ``sanic --workers N``: stop signals, worker supervision and orphan prevention."""

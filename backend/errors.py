@@ -4,7 +4,6 @@ Hierarchy::
 
     PickerError                      base; status_code + message
     ├── BadRequestError              400: the caller sent something invalid
-    ├── DatabaseUnavailableError     503: PostgreSQL could not be reached
     └── LmlError                     LML could not answer: never a confirmed miss
         ├── LmlUnconfiguredError     503: LIBRARY_METADATA_URL is unset
         ├── LmlTimeoutError          504: the per-call timeout fired
@@ -37,12 +36,6 @@ class BadRequestError(PickerError):
     """The request itself is invalid."""
 
     status_code = 400
-
-
-class DatabaseUnavailableError(PickerError):
-    """PostgreSQL is down or the query timed out."""
-
-    status_code = 503
 
 
 class LmlError(PickerError):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from backend.context import App
-from backend.routes import bench, edge, errors, health, metrics, rotation
+from backend.routes import bench, docs, edge, errors, health, metrics, rotation
 
 
 def register(app: App) -> None:
@@ -11,6 +11,7 @@ def register(app: App) -> None:
     edge.register(app)
     app.blueprint(rotation.bp)
     app.blueprint(health.bp)
+    app.blueprint(docs.bp)
     if app.ctx.settings.metrics_enabled:
         app.blueprint(metrics.bp)
     if app.ctx.settings.bench_routes:

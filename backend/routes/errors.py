@@ -15,6 +15,9 @@ from backend.errors import PickerError
 
 logger = logging.getLogger(__name__)
 
+# What a 401 asks for (RFC 9110 requires the header; the body stays upstream's).
+BEARER_CHALLENGE = 'Bearer realm="rotation-picker"'
+
 
 def register(app: App) -> None:
     """Install the handlers."""
@@ -22,7 +25,8 @@ def register(app: App) -> None:
     @app.exception(AuthError)
     async def auth_refused(request: Request, exc: AuthError) -> HTTPResponse:
         logger.info("request refused path=%s status=%d reason=%s", request.path, exc.status_code, exc.reason)
-        return json(exc.body, status=exc.status_code)
+        headers = {"WWW-Authenticate": BEARER_CHALLENGE} if exc.status_code == 401 else None
+        return json(exc.body, status=exc.status_code, headers=headers)
 
     @app.exception(PickerError)
     async def picker_error(request: Request, exc: PickerError) -> HTTPResponse:

@@ -22,7 +22,11 @@ async def metrics(request: Request) -> HTTPResponse:
     if token is not None:
         given = request.headers.get("authorization", "")
         if not hmac.compare_digest(given.encode(), f"Bearer {token.reveal()}".encode()):
-            return json({"message": "metrics need the METRICS_TOKEN bearer token"}, status=401)
+            return json(
+                {"message": "metrics need the METRICS_TOKEN bearer token"},
+                status=401,
+                headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+            )
     sync_worker(app)
     body, content_type = render()
     return HTTPResponse(body, content_type=content_type)

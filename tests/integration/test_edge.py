@@ -107,11 +107,13 @@ class TestAuth:
     async def test_requests_without_a_bearer_token_are_401(
         self, make_app: MakeApp, headers: dict[str, str], body: dict[str, str]
     ) -> None:
-        """Both rotation routes refuse a request without a token, before touching the database (it is down here)."""
+        """Both rotation routes refuse a request without a token, before touching the database (it is down here),
+        and say which scheme they want."""
         app = make_app(database_url=f"postgresql://postgres@127.0.0.1:{closed_port()}/postgres")
         for path in ("/library/rotation", "/library/rotation/1/tracks"):
             response = await request(app, "get", path, headers)
             assert (response.status_code, response.json) == (401, body)
+            assert response.headers["www-authenticate"].startswith("Bearer ")
 
     async def test_a_new_signing_key_is_fetched_when_a_token_names_it(
         self, make_app: MakeApp, seeded: Any, catalog: DemoCatalog

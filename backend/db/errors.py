@@ -12,6 +12,9 @@ DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
     OSError,  # refused, reset, unreachable
     asyncio.TimeoutError,  # connect or command timeout (TimeoutError on 3.11+)
     asyncpg.InterfaceError,  # connection closed under us, pool closing
+    # A connection the server terminated mid-statement can leave asyncpg's protocol state machine
+    # confused ("cannot switch to state 11; another operation (2) is in progress", MagicStack/asyncpg#784).
+    asyncpg.InternalClientError,
     asyncpg.PostgresConnectionError,  # SQLSTATE class 08
     asyncpg.InsufficientResourcesError,  # 53: too many connections, out of memory / disk
     asyncpg.OperatorInterventionError,  # 57: shutting down, starting up, crash, statement timeout

@@ -18,6 +18,7 @@ from typing import Any
 import asyncpg
 
 from backend.aio import wait_event
+from backend.db.errors import DATABASE_ERRORS
 from backend.db.schemas import CDC_CHANNEL, CDC_ERROR_CHANNEL, CDC_OVERSIZED_CHANNEL, Schemas
 
 logger = logging.getLogger(__name__)
@@ -135,7 +136,7 @@ class HintListener:
                 return
             try:
                 await asyncio.wait_for(conn.fetchval("SELECT 1"), KEEPALIVE_TIMEOUT_S)
-            except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            except DATABASE_ERRORS:
                 return
 
     async def run(self) -> None:
@@ -145,7 +146,7 @@ class HintListener:
         while True:
             try:
                 conn = await self._connect(self._dsn)
-            except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except DATABASE_ERRORS as exc:
                 logger.warning("hint listener cannot connect worker=%s retryInS=%.0f error=%r", self._name, delay, exc)
                 await self._sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_S)
@@ -166,7 +167,7 @@ class HintListener:
                 self.connected.set()
                 await self._watch(conn, closed)
                 logger.warning("hint listener lost its connection worker=%s", self._name)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except DATABASE_ERRORS as exc:
                 # E.g. LISTEN refused on a standby after a failover: back off as for a failed connect.
                 logger.warning("hint listener failed worker=%s retryInS=%.0f error=%r", self._name, delay, exc)
                 await self._sleep(delay)
@@ -176,5 +177,5 @@ class HintListener:
                 if not conn.is_closed():
                     try:
                         await asyncio.wait_for(conn.close(), 2)
-                    except (OSError, asyncio.TimeoutError, asyncpg.InterfaceError):
+                    except DATABASE_ERRORS:
                         conn.terminate()

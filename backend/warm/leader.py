@@ -22,6 +22,7 @@ from typing import Any
 import asyncpg
 
 from backend.config import AppConfig
+from backend.db.errors import DATABASE_ERRORS
 from backend.db.gate import ensure_schema
 from backend.db.walker import WalkerStatusStore, lease_key
 from backend.metrics import Metrics
@@ -36,8 +37,6 @@ RETRY_S = 2.0
 PING_S = 2.0
 PING_TIMEOUT_S = 3.0
 STATUS_EVERY_S = 1.0
-
-_CONNECT_ERRORS = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 def host_name() -> str:
@@ -98,13 +97,13 @@ class FleetLeader:
     async def _try_lease(self) -> Any | None:
         try:
             conn = await self._connect(self._dsn)
-        except _CONNECT_ERRORS as exc:
+        except DATABASE_ERRORS as exc:
             logger.debug("%s lease_unreachable: worker=%s error=%r", LOG_PREFIX, self._name, exc)
             return None
         try:
             if await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", self._key):
                 return conn
-        except _CONNECT_ERRORS as exc:
+        except DATABASE_ERRORS as exc:
             logger.debug("%s lease_unreachable: worker=%s error=%r", LOG_PREFIX, self._name, exc)
         await self._close(conn)
         return None
@@ -139,7 +138,7 @@ class FleetLeader:
     async def _ping(self, conn: Any) -> bool:
         try:
             await asyncio.wait_for(conn.fetchval("SELECT 1"), PING_TIMEOUT_S)
-        except _CONNECT_ERRORS:
+        except DATABASE_ERRORS:
             return False
         return True
 
@@ -150,8 +149,11 @@ class FleetLeader:
             return
         try:
             await asyncio.wait_for(conn.close(), 2)
-        except (*_CONNECT_ERRORS, asyncio.CancelledError):
+        except DATABASE_ERRORS:
             conn.terminate()
+        except asyncio.CancelledError:
+            conn.terminate()
+            raise
 
 
 class StatusPublisher:

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,6 +65,15 @@ class LogFile:
 
     def tail(self, n: int = 60) -> str:
         return "\n".join(self.read()[-n:])
+
+    def errors(self, since: int = 0) -> list[str]:
+        """ERROR/CRITICAL lines and tracebacks from line ``since`` on, each with the 60 lines that follow it."""
+        lines = self.read()
+        return [
+            "\n".join(lines[i : i + 60])
+            for i in range(since, len(lines))
+            if re.search(r"\b(ERROR|CRITICAL)\b|^Traceback|Traceback \(most recent", lines[i])
+        ]
 
     def close(self) -> None:
         self.file.close()
@@ -180,6 +189,11 @@ class Response:
         return json.loads(self.content)
 
 
+# Called with (method, path, status, headers, body) for every answer a ServerProcess gets (tests check
+# each against the OpenAPI document).
+ResponseCheck = Callable[[str, str, int, Mapping[str, str], bytes], None]
+
+
 def server_env(database_url: str, lml_url: str | None, **extra: str) -> dict[str, str]:
     """A server's environment: the database, LML, no live-DJ probe, no Sentry, plus ``extra``."""
     env = {
@@ -230,6 +244,7 @@ class ServerProcess(Process):
                 SANIC_INSPECTOR="true", SANIC_INSPECTOR_HOST="127.0.0.1", SANIC_INSPECTOR_PORT=str(inspector_port)
             )
         self.headers: dict[str, str] = {}
+        self.check: ResponseCheck | None = None
         self._http: httpx.Client | None = None
 
     def start(self) -> ServerProcess:
@@ -263,9 +278,12 @@ class ServerProcess(Process):
     def get(self, path: str, headers: Mapping[str, str] | None = None) -> httpx.Response:
         """GET on the kept-alive client; a connection to a worker that died is retried once."""
         try:
-            return self.http.get(path, headers=headers)
+            response = self.http.get(path, headers=headers)
         except httpx.TransportError:
-            return self.http.get(path, headers=headers)
+            response = self.http.get(path, headers=headers)
+        if self.check is not None:
+            self.check("GET", path, response.status_code, response.headers, response.content)
+        return response
 
     def ready(self) -> dict[str, Any]:
         body: dict[str, Any] = self.get("/health/ready").json()
@@ -277,7 +295,7 @@ class ServerProcess(Process):
         try:
             conn.request("GET", path, headers={**self.headers, **(headers or {})})
             answer = conn.getresponse()
-            return Response(
+            response = Response(
                 answer.status,
                 answer.getheader("X-Worker") or "",
                 {k.lower(): v for k, v in answer.getheaders()},
@@ -285,6 +303,9 @@ class ServerProcess(Process):
             )
         finally:
             conn.close()
+        if self.check is not None:
+            self.check("GET", path, response.status, response.headers, response.content)
+        return response
 
     def per_worker(self, path: str, attempts: int = 200) -> dict[str, Response]:
         """``path`` from every live worker (fresh connections until each has answered)."""

@@ -151,3 +151,11 @@ def transient_ids(catalog: DemoCatalog) -> set[int]:
 
     return {i + 1 for i, r in enumerate(catalog.rotation)
             if r.is_active(catalog.today) and r.expected in (dc.LML_TIMEOUT, dc.LML_DEGRADED)}  # fmt: skip
+
+
+def warm_misses(stats: dict[str, Any], catalog: DemoCatalog) -> tuple[list[tuple[str, str]], list[int]]:
+    """The LML calls in the fake's ``stats`` that a warm host should not have made: every release fetch, and
+    every lookup but those of transient rows (never cached; the walker retries them on its own schedule)."""
+    retried = tier3_keys(catalog, transient=True)
+    lookups = [(k[0], k[1]) for k in stats["lookup_keys"] if (k[0], k[1]) not in retried]
+    return lookups, list(stats["release_ids"])

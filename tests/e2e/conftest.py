@@ -14,7 +14,8 @@ from devtools.lml_fake import LmlFake
 from devtools.processes import ServerProcess, server_env
 from devtools.seed import seed_demo
 from tests.conftest import SCHEMAS, create_station_database, drop_database
-from tests.helpers import active_ids, expected_tracks, transient_ids
+from tests.helpers import active_ids, expected_tracks, transient_ids, warm_misses
+from tests.openapi_check import assert_conforms
 
 Host = Callable[..., ServerProcess]
 
@@ -57,6 +58,7 @@ def hosts(station_url: str, fake: LmlFake, issuer: AuthIssuer) -> Iterator[Host]
         )
         host = ServerProcess({**base, **env}, workers, name=f"host{len(started)}")
         host.headers["Authorization"] = f"Bearer {issuer.mint('dj', ttl_s=3600)}"
+        host.check = assert_conforms  # every answer a test reads must be one the OpenAPI document describes
         started.append(host.start())
         if wait:
             host.wait_serving()
@@ -80,4 +82,4 @@ def assert_warm(host: ServerProcess, catalog: DemoCatalog, fake: LmlFake) -> Non
     for rid in active_ids(catalog):
         if rid not in transient_ids(catalog):
             assert every_worker_answers(host, rid, expected_tracks(catalog, rid)), rid
-    assert (fake.stats()["counts"]["lookup"], fake.stats()["counts"]["release"]) == (0, 0)
+    assert warm_misses(fake.stats(), catalog) == ([], [])

@@ -31,6 +31,7 @@ from devtools.demo_catalog import DemoCatalog
 from devtools.lml_fake import LmlFake
 from devtools.processes import ROOT, WARM, ServerProcess, free_port, server_env
 from tests.e2e.conftest import assert_warm
+from tests.openapi_check import assert_conforms
 
 pytestmark = [pytest.mark.pg, pytest.mark.e2e]
 
@@ -63,6 +64,7 @@ def running(station_url: str, fake: LmlFake, issuer: AuthIssuer) -> Start:
         )
         server = ServerProcess({**base, **env}, workers, target=target, inspector_port=inspector_port, name="life")
         server.headers["Authorization"] = f"Bearer {issuer.mint('dj', ttl_s=3600)}"
+        server.check = assert_conforms
         try:
             yield server.start()
         finally:

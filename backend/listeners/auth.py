@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from backend.auth import Authenticator
-from backend.clients.factory import USER_AGENT
+from backend.clients.factory import USER_AGENT, tls_context
 from backend.context import App
 
 
@@ -15,7 +15,9 @@ def register(app: App) -> None:
     @app.before_server_start
     async def open_auth(app: App) -> None:
         settings = app.ctx.settings.auth
-        app.ctx.auth_http = httpx.AsyncClient(headers={"User-Agent": USER_AGENT}, timeout=settings.jwks_timeout_s)
+        app.ctx.auth_http = httpx.AsyncClient(
+            headers={"User-Agent": USER_AGENT}, timeout=settings.jwks_timeout_s, verify=tls_context()
+        )
         app.ctx.auth = Authenticator.from_settings(settings, app.ctx.auth_http)
         app.ctx.auth.log_startup()
 

@@ -98,7 +98,8 @@ def register(app: App) -> None:
         request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
         request.ctx.request_id = request_id
         request_id_var.set(request_id)
-        sentry_sdk.get_isolation_scope().set_tag("request_id", request_id)
+        if sentry_sdk.get_client().is_active():  # the Sanic integration gives each request its own scope
+            sentry_sdk.get_isolation_scope().set_tag("request_id", request_id)
 
     async def finish(request: Request, response: BaseHTTPResponse) -> None:
         headers = response.headers

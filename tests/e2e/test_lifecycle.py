@@ -15,6 +15,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -82,7 +83,7 @@ def wait_walk_done(server: ServerProcess) -> None:
     server.wait_for_log(WARM + r"done: worker=main ", timeout=120)
 
 
-def wait_walk_running(server: ServerProcess, scanned: int = 10) -> None:
+def wait_walk_running(server: ServerProcess, scanned: int = 3) -> None:
     """Wait until the walk is under way (``scanned`` rows done) and not finished."""
     deadline = time.monotonic() + 60
     while True:
@@ -154,7 +155,7 @@ class TestStopSignals:
         self, running: Start, fake: LmlFake, to: str, sig: signal.Signals
     ) -> None:
         """A stop while the main process walks (its Manager in use) exits 0, quietly (defect 1)."""
-        fake.set_latency(1000.0, 0.0)  # a walk of tens of seconds: still running when the signal comes
+        fake.set_latency(3000.0, 0.0)  # a walk of tens of seconds: still running when the signal comes
         with running(workers=4) as server:
             wait_all_serving(server)
             wait_walk_running(server)
@@ -357,7 +358,8 @@ class TestStuckDrain:
 
 class TestOrphans:
     def test_workers_stop_by_themselves_when_the_main_process_is_sigkilled(self, running: Start, fake: LmlFake) -> None:
-        """Workers notice their parent is gone and stop cleanly; Sanic's Manager process goes too."""
+        """Workers notice their parent is gone and stop cleanly; Sanic's Manager process goes too; the next host
+        to start removes what the dead one left in the temp directory."""
         fake.set_latency(1000.0, 0.0)
         with running(workers=2) as server:
             wait_all_serving(server)
@@ -372,6 +374,12 @@ class TestOrphans:
             for name, pid in workers.items():
                 assert re.search(rf"main process gone; stopping worker={name} pid={pid}\b", server.log.text())
             assert "Traceback" not in server.log.text(), server.log.text()[-6000:]
+        # What the dead host left in the temp directory (its metrics folder) goes when the next host starts.
+        (left,) = Path(tempfile.gettempdir()).glob(f"rotation-picker-metrics-{server.pid}-*")
+        with running(workers=1) as successor:
+            wait_all_serving(successor)
+            assert not left.exists()
+            assert successor.lines(rf"removed stale metrics folder path={re.escape(str(left))}")
 
 
 class TestDraining:

@@ -18,6 +18,7 @@ from backend.services.lookup_coordinator import lookup_key
 from devtools import demo_catalog as dc
 from devtools.demo_catalog import DemoCatalog
 from devtools.lml_fake import LmlFake
+from tests.conftest import served
 from tests.helpers import expected_tracks, row_id
 
 pytestmark = pytest.mark.pg
@@ -406,6 +407,7 @@ class TestEveryRow:
         self, make_app: MakeApp, seeded: Any, catalog: DemoCatalog
     ) -> None:
         """All ~350 demo rows (active and killed) answer the designed tracklist (the oracle the e2e tests use)."""
-        app = make_app()
-        for rid in range(1, len(catalog.rotation) + 1):
-            assert await get(app, f"/library/rotation/{rid}/tracks") == (200, expected_tracks(catalog, rid)), rid
+        async with served(make_app()) as client:
+            for rid in range(1, len(catalog.rotation) + 1):
+                response = await client.get(f"/library/rotation/{rid}/tracks", headers=HEADERS)
+                assert (response.status_code, response.json()) == (200, expected_tracks(catalog, rid)), rid

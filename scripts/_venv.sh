@@ -1,15 +1,16 @@
-# Sourced by the scripts: create ./.venv on first use and install the project into it.
+# Sourced by the scripts: create ./.venv on first use and install the project into it, at the locked versions.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 PY="${PYTHON:-python3}"
-STAMP=".venv/.installed-$(cat pyproject.toml | cksum | cut -d' ' -f1)"
+# Reinstall whenever the project's dependencies or the lock change.
+STAMP=".venv/.installed-$(cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)"
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 if [ ! -f "$STAMP" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e ".[dev]" "tox==4.67.15"
+  PIP_CONSTRAINT="$ROOT/constraints.txt" .venv/bin/python -m pip install --quiet -e ".[dev]"
   rm -f .venv/.installed-*
   touch "$STAMP"
 fi

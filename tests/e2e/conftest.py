@@ -20,6 +20,27 @@ from tests.openapi_check import assert_conforms
 Host = Callable[..., ServerProcess]
 
 
+def host_env(database_url: str, lml_url: str | None, issuer: AuthIssuer, **extra: str) -> dict[str, str]:
+    """A host's environment (see :func:`server_env`) that trusts the test auth issuer."""
+    return server_env(
+        database_url,
+        lml_url,
+        BETTER_AUTH_ISSUER=issuer.issuer,
+        BETTER_AUTH_AUDIENCE=issuer.audience,
+        BETTER_AUTH_JWKS_URL=issuer.jwks_url,
+        **extra,
+    )
+
+
+def station_host(env: dict[str, str], workers: int, issuer: AuthIssuer, **options: Any) -> ServerProcess:
+    """A host (not started) whose requests carry a DJ's token and whose every answer a test reads must be
+    one the OpenAPI document describes."""
+    host = ServerProcess(env, workers, **options)
+    host.headers["Authorization"] = f"Bearer {issuer.mint('dj', ttl_s=3600)}"
+    host.check = assert_conforms
+    return host
+
+
 @pytest.fixture
 async def station_url(pg_server_url: str, small_catalog: DemoCatalog) -> AsyncIterator[str]:
     """A fresh station database (fixture, migrated) seeded with the small catalog; dropped afterwards."""
@@ -48,17 +69,8 @@ def hosts(station_url: str, fake: LmlFake, issuer: AuthIssuer) -> Iterator[Host]
     started: list[ServerProcess] = []
 
     def start(workers: int = 2, *, database_url: str | None = None, wait: bool = True, **env: str) -> ServerProcess:
-        base = server_env(
-            database_url or station_url,
-            fake.url,
-            BETTER_AUTH_ISSUER=issuer.issuer,
-            BETTER_AUTH_AUDIENCE=issuer.audience,
-            BETTER_AUTH_JWKS_URL=issuer.jwks_url,
-            LML_CLIENT_RATE_PER_MIN="100000",
-        )
-        host = ServerProcess({**base, **env}, workers, name=f"host{len(started)}")
-        host.headers["Authorization"] = f"Bearer {issuer.mint('dj', ttl_s=3600)}"
-        host.check = assert_conforms  # every answer a test reads must be one the OpenAPI document describes
+        base = host_env(database_url or station_url, fake.url, issuer, LML_CLIENT_RATE_PER_MIN="100000")
+        host = station_host({**base, **env}, workers, issuer, name=f"host{len(started)}")
         started.append(host.start())
         if wait:
             host.wait_serving()

@@ -22,7 +22,7 @@ from devtools.lml_fake import LmlFake
 from devtools.processes import WARM, ServerProcess
 from devtools.seed import seed_demo
 from tests.conftest import SCHEMAS, create_station_database, drop_database
-from tests.e2e.conftest import Host, assert_warm, every_worker_answers
+from tests.e2e.conftest import Host, assert_warm, every_worker_answers, host_env
 from tests.helpers import active_ids, expected_tracks, row_id, transient_ids
 from tests.integration.test_schema import station_shape
 
@@ -180,11 +180,7 @@ def test_an_incompatible_station_schema_stops_the_server_with_one_line(station_u
             await conn.close()
 
     asyncio.run(drop_column())
-    from devtools.processes import server_env
-
-    env = server_env(station_url, None, BETTER_AUTH_ISSUER=issuer.issuer, BETTER_AUTH_AUDIENCE=issuer.audience,
-                     BETTER_AUTH_JWKS_URL=issuer.jwks_url)  # fmt: skip
-    host = ServerProcess(env, 2).start()
+    host = ServerProcess(host_env(station_url, None, issuer), 2).start()
     try:
         assert host.wait(30) == 2
         named = host.lines(r"missing column rotation\.tracklist_lookup_attempted_at")

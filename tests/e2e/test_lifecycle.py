@@ -30,9 +30,8 @@ from backend.lifecycle.managers import start_manager
 from devtools.auth_issuer import AuthIssuer
 from devtools.demo_catalog import DemoCatalog
 from devtools.lml_fake import LmlFake
-from devtools.processes import ROOT, WARM, ServerProcess, free_port, server_env
-from tests.e2e.conftest import assert_warm
-from tests.openapi_check import assert_conforms
+from devtools.processes import ROOT, WARM, ServerProcess, free_port
+from tests.e2e.conftest import assert_warm, host_env, station_host
 
 pytestmark = [pytest.mark.pg, pytest.mark.e2e]
 
@@ -55,17 +54,9 @@ def running(station_url: str, fake: LmlFake, issuer: AuthIssuer) -> Start:
     def start(
         workers: int = 2, target: str = REAL_APP, inspector_port: int | None = None, **env: str
     ) -> Iterator[ServerProcess]:
-        base = server_env(
-            station_url,
-            fake.url,
-            BETTER_AUTH_ISSUER=issuer.issuer,
-            BETTER_AUTH_AUDIENCE=issuer.audience,
-            BETTER_AUTH_JWKS_URL=issuer.jwks_url,
-            LML_CLIENT_RATE_PER_MIN="100000",
-        )
-        server = ServerProcess({**base, **env}, workers, target=target, inspector_port=inspector_port, name="life")
-        server.headers["Authorization"] = f"Bearer {issuer.mint('dj', ttl_s=3600)}"
-        server.check = assert_conforms
+        base = host_env(station_url, fake.url, issuer, LML_CLIENT_RATE_PER_MIN="100000")
+        options: dict[str, Any] = {"target": target, "inspector_port": inspector_port, "name": "life"}
+        server = station_host({**base, **env}, workers, issuer, **options)
         try:
             yield server.start()
         finally:

@@ -15,8 +15,9 @@ import pytest
 
 from devtools.auth_issuer import AuthIssuer
 from devtools.lml_fake import LmlFake
-from devtools.processes import ServerProcess, server_env
+from devtools.processes import ServerProcess
 from tests.conftest import create_station_database, drop_database
+from tests.e2e.conftest import host_env, station_host
 
 pytestmark = [pytest.mark.pg, pytest.mark.e2e]
 
@@ -65,16 +66,8 @@ async def empty_station(pg_server_url: str) -> AsyncIterator[str]:
 @pytest.fixture(scope="module")
 def host(empty_station: str, lml_fake_session: LmlFake, issuer: AuthIssuer) -> Iterator[ServerProcess]:
     """One host for the module, access log on."""
-    env = server_env(
-        empty_station,
-        lml_fake_session.url,
-        BETTER_AUTH_ISSUER=issuer.issuer,
-        BETTER_AUTH_AUDIENCE=issuer.audience,
-        BETTER_AUTH_JWKS_URL=issuer.jwks_url,
-        ACCESS_LOG="true",
-    )
-    server = ServerProcess(env, 1, name="malformed")
-    server.headers["Authorization"] = f"Bearer {issuer.mint('dj', ttl_s=3600)}"
+    env = host_env(empty_station, lml_fake_session.url, issuer, ACCESS_LOG="true")
+    server = station_host(env, 1, issuer, name="malformed")
     server.start().wait_serving()
     try:
         yield server

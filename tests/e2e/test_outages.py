@@ -22,9 +22,10 @@ import pytest
 from devtools.auth_issuer import AuthIssuer
 from devtools.demo_catalog import DemoCatalog
 from devtools.lml_fake import LmlFake
-from devtools.processes import WARM, ServerProcess, server_env
+from devtools.processes import WARM, ServerProcess
 from devtools.seed import seed_demo
 from tests.conftest import SCHEMAS, create_station_database
+from tests.e2e.conftest import host_env, station_host
 from tests.helpers import active_ids, expected_tracks, tier3_keys, transient_ids
 
 pytestmark = [pytest.mark.pg, pytest.mark.e2e]
@@ -74,11 +75,7 @@ async def station_on(server_url: str, catalog: DemoCatalog, *, migrated: bool = 
 
 
 def start_host(url: str, fake: LmlFake, issuer: AuthIssuer, **env: str) -> ServerProcess:
-    base = server_env(url, fake.url, BETTER_AUTH_ISSUER=issuer.issuer, BETTER_AUTH_AUDIENCE=issuer.audience,
-                      BETTER_AUTH_JWKS_URL=issuer.jwks_url)  # fmt: skip
-    host = ServerProcess({**base, **env}, 2)
-    host.headers["Authorization"] = f"Bearer {issuer.mint('dj', ttl_s=3600)}"
-    return host.start()
+    return station_host(host_env(url, fake.url, issuer, **env), 2, issuer).start()
 
 
 def warm_rows(url: str, catalog: DemoCatalog) -> set[int]:

@@ -12,34 +12,12 @@ import pytest
 from backend.clients.fleet_budget import FleetTokens
 from backend.db.schemas import Schemas
 from backend.errors import LimiterShedError
+from tests.unit.fakes import FakeClock, finished
 
 T = TypeVar("T")
 
 QUEUE_WAIT_S = 5.0
 LOGGER = "backend.clients.fleet_budget"
-
-
-async def settle(steps: int = 20) -> None:
-    """Let every ready task run a few steps (yields only, no wall-clock waiting)."""
-    for _ in range(steps):
-        await asyncio.sleep(0)
-
-
-async def finished(task: asyncio.Future[T]) -> T:
-    """The task's result; fails (instead of hanging) when the task is still waiting."""
-    await settle()
-    assert task.done(), "the task is still waiting"
-    return await task
-
-
-class FakeClock:
-    """A monotonic clock the test (or the fakes) move by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class RecordingSleep:

@@ -16,6 +16,7 @@ from backend.errors import LmlError, LmlNotFoundError, LmlUnavailableError
 from backend.models import RotationTrack, TrackBody, weak_etag
 from backend.services.caches import Caches, ExpiringCache
 from backend.services.release_tracklists import ReleaseFetch, ReleaseOutcome, ReleaseTracklistService
+from tests.unit.fakes import FakeClock, finished, settle
 
 T = TypeVar("T")
 
@@ -23,29 +24,6 @@ POSITIVE_TTL_S = 86_400.0
 NEGATIVE_TTL_S = 600.0
 LOGGER = "backend.services.release_tracklists"
 REFUSED = ConnectionRefusedError(111, "Connection refused")
-
-
-async def settle(steps: int = 10) -> None:
-    """Let every ready task run a few steps (yields only, no wall-clock waiting)."""
-    for _ in range(steps):
-        await asyncio.sleep(0)
-
-
-async def finished(task: asyncio.Future[T]) -> T:
-    """The task's result; fails (instead of hanging) when the task is still waiting."""
-    await settle()
-    assert task.done(), "the task is still waiting"
-    return await task
-
-
-class FakeClock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @dataclass
@@ -115,7 +93,7 @@ def make_stored(
 def make_service(
     source: FakeReleases, answers: FakeAnswers | None = None, clock: FakeClock | None = None
 ) -> ReleaseTracklistService:
-    clock = clock or FakeClock()
+    clock = clock or FakeClock(0.0)
     caches = Caches(
         rotation=ExpiringCache(500, 86_400, clock=clock),
         cold=ExpiringCache(500, 86_400, clock=clock),
@@ -155,7 +133,7 @@ class TestFetchFromLml:
 
     async def test_not_found_is_a_negative_for_ten_minutes(self) -> None:
         """An LML 404 is kept (in memory and in the store) as a negative, then LML is asked again."""
-        clock = FakeClock()
+        clock = FakeClock(0.0)
         source, answers = (
             FakeReleases([LmlNotFoundError("LML responded with 404: Not Found"), make_release()]),
             FakeAnswers(),
@@ -209,7 +187,7 @@ class TestPersistedStore:
 
     async def test_stored_release_lives_only_as_long_as_it_has_left(self) -> None:
         """A persisted answer is kept in memory for its remaining lifetime, then the store is asked again."""
-        clock = FakeClock()
+        clock = FakeClock(0.0)
         answers = FakeAnswers({4080: make_stored(ttl_s=120.0)})
         service = make_service(FakeReleases(), answers, clock)
         await service.fetch(4080)
@@ -268,7 +246,7 @@ class TestPersistedStore:
 class TestLoad:
     def test_load_positive_and_negative(self) -> None:
         """Loading persisted answers puts tracklists and 404s into memory for their remaining lifetime."""
-        clock = FakeClock()
+        clock = FakeClock(0.0)
         service = make_service(FakeReleases(), clock=clock)
         service.load(make_stored(1, '[{"position":"1"}]', ttl_s=100.0))
         service.load(make_stored(2, None, ttl_s=50.0))

@@ -4,6 +4,10 @@ Every worker (and the walker) runs one. It loads every valid stored answer at st
 ones when the ``<service>_answers`` notification says some were written (and every few seconds
 in case a notification was lost), and re-checks cached rows against the station when a hint says
 they may have changed: a cached answer whose row's inputs differ is dropped. Nothing here calls LML.
+
+A read only returns answers whose inputs matched the station's in the read's snapshot; a change
+committed after it is hinted, and a hinted row is re-checked after the read is applied (hints are
+processed before each read and whenever one arrives), so a stale answer is never kept.
 """
 
 from __future__ import annotations
@@ -15,7 +19,6 @@ from collections.abc import Callable
 from typing import Any
 
 from backend.aio import wait_event
-from backend.db.answers import Loaded
 from backend.services.graph import Services
 from backend.warm.hints import Hint
 from backend.warm.walk import DB_DOWN_ERRORS, LOG_PREFIX
@@ -57,9 +60,6 @@ class AnswerFollower:
         self._hinted: set[int] = set()
         self._hinted_libraries: set[int] = set()
         self._recheck_all = False
-        self._loading = False
-        self._hinted_while_loading: set[int] = set()
-        self._libraries_while_loading: set[int] = set()
         self.loads = 0
         self.rows_loaded = 0
         self.releases_loaded = 0
@@ -90,15 +90,11 @@ class AnswerFollower:
     def rows_hinted(self, rotation_ids: list[int]) -> None:
         self.hints += len(rotation_ids)
         self._hinted.update(rotation_ids)
-        if self._loading:
-            self._hinted_while_loading.update(rotation_ids)
         self._wake.set()
 
     def libraries_hinted(self, library_ids: list[int]) -> None:
         self.hints += len(library_ids)
         self._hinted_libraries.update(library_ids)
-        if self._loading:
-            self._libraries_while_loading.update(library_ids)
         self._wake.set()
 
     def missed(self) -> None:
@@ -115,7 +111,7 @@ class AnswerFollower:
         started = self._clock()
         try:
             count = await self._s.rows.active_count()
-            loaded = await self._guarded_read(0)
+            loaded = await self._s.answers.load(0)
         except DB_DOWN_ERRORS as exc:
             logger.warning(
                 "%s answers_not_loaded: worker=%s error=%r; serving cold until the database is back",
@@ -149,7 +145,7 @@ class AnswerFollower:
 
     async def load_new(self) -> int:
         """Read answers written since the last read; return how many were applied."""
-        loaded = await self._guarded_read(self._cursor)
+        loaded = await self._s.answers.load(self._cursor)
         if loaded.rows or loaded.releases:
             c = self._s.caches
             c.rotation.grow_to_hold(len(c.rotation) + len(loaded.rows))
@@ -158,26 +154,6 @@ class AnswerFollower:
             self._apply(loaded.rows, loaded.releases)
         self._cursor = max(self._cursor, loaded.last_seq)
         return len(loaded.rows) + len(loaded.releases)
-
-    async def _guarded_read(self, after_seq: int) -> Loaded:
-        """Read stored answers, leaving out rows hinted while the read was in flight.
-
-        Such a row may have been read with its old inputs: it is left to the re-check (and to the
-        walker's new answer), never applied from this read.
-        """
-        self._loading = True
-        self._hinted_while_loading.clear()
-        self._libraries_while_loading.clear()
-        try:
-            loaded = await self._s.answers.load(after_seq)
-            hinted = set(self._hinted_while_loading)
-            if self._libraries_while_loading:
-                hinted.update(await self._s.rows.rows_of_albums(sorted(self._libraries_while_loading)))
-        finally:
-            self._loading = False
-        if not hinted:
-            return loaded
-        return Loaded([r for r in loaded.rows if r.rotation_id not in hinted], loaded.releases, loaded.last_seq)
 
     def _apply(self, rows: list[Any], releases: list[Any]) -> None:
         for release in releases:

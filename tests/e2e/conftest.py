@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -88,8 +89,24 @@ def every_worker_answers(host: ServerProcess, rid: int, expected: list[dict[str,
     return len(answers) == host.workers and all(r.status == 200 and r.json() == expected for r in answers.values())
 
 
+def wait_every_worker_holds_every_answer(host: ServerProcess, timeout: float = 15.0) -> None:
+    """Every worker's row cache holds exactly the stored answers (before any request could fill it up)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        held = {
+            worker: (body["caches"]["rotation"]["size"], (body["warm"]["stored"] or {}).get("rows"))
+            for worker, body in ((w, r.json()) for w, r in host.per_worker("/health/ready").items())
+        }
+        if len(held) == max(host.workers, 1) and all(size == rows for size, rows in held.values()):
+            return
+        assert time.monotonic() < deadline, f"worker -> (cached rows, stored rows): {held}"
+        time.sleep(0.1)
+
+
 def assert_warm(host: ServerProcess, catalog: DemoCatalog, fake: LmlFake) -> None:
-    """Every worker answers every non-transient active row as designed, without LML."""
+    """Every worker holds every stored answer and answers every non-transient active row as designed, without
+    LML."""
+    wait_every_worker_holds_every_answer(host)
     fake.reset()
     for rid in active_ids(catalog):
         if rid not in transient_ids(catalog):

@@ -17,7 +17,7 @@ import pytest
 from devtools.demo_catalog import DemoCatalog
 from devtools.lml_fake import LmlFake
 from devtools.processes import WARM, ServerProcess
-from tests.e2e.conftest import Host
+from tests.e2e.conftest import Host, wait_every_worker_holds_every_answer
 from tests.helpers import active_ids, expected_tracks, tier3_keys, transient_ids, warm_misses
 
 pytestmark = [pytest.mark.pg, pytest.mark.e2e]
@@ -40,7 +40,10 @@ def walker_of(fleet: list[ServerProcess], timeout: float = 60.0) -> ServerProces
 
 
 def assert_every_worker_warm(fleet: list[ServerProcess], catalog: DemoCatalog, fake: LmlFake) -> None:
-    """Every worker of every host answers every (non-transient) active row as designed, without LML."""
+    """Every worker of every host holds every stored answer and answers every (non-transient) active row as
+    designed, without LML."""
+    for host in fleet:
+        wait_every_worker_holds_every_answer(host)
     fake.reset()
     rows = [rid for rid in active_ids(catalog) if rid not in transient_ids(catalog)]
     for host in fleet:

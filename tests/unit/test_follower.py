@@ -380,17 +380,23 @@ class TestLoadAll:
             f" error={error!r}; serving cold until the database is back"
         ]
 
-    async def test_a_row_hinted_during_load_all_is_not_applied(self) -> None:
-        """A row hinted while the first full read is in flight is left to the re-check, as with load_new."""
+    async def test_a_row_hinted_during_load_all_is_applied_then_rechecked(self) -> None:
+        """A row hinted while the first full read is in flight is applied, then re-checked like any hinted row:
+        its answer stays when the change left its inputs alone (the walk's own stamp), and goes otherwise."""
         world = make_world([stored_row(7, seq=1), stored_row(8, seq=2)])
+        world.rows.inputs = {7: "fp-7", 8: "fp-8-changed"}
         gate = world.answers.gate = Gate()
         task = asyncio.ensure_future(world.follower.load_all())
         await gate.in_flight()
-        world.follower.rows_hinted([7])
+        world.follower.rows_hinted([7, 8])
         gate.open()
         assert await task is True
-        assert world.cached(8) is not None
-        assert world.cached(7) is None
+        async with following(world):
+            await world.rows.check_calls.reached(1)
+            await world.answers.load_calls.reached(2)
+        assert world.rows.checks == [[7, 8]]
+        assert world.cached(7) is not None
+        assert world.cached(8) is None
 
 
 class TestLoadNew:
@@ -429,41 +435,41 @@ class TestLoadNew:
         assert all(world.cached(rid) is not None for rid in range(1, 21))
         assert world.caches.rotation.evictions == 0
 
-    async def test_a_row_hinted_during_the_read_is_not_applied(self) -> None:
-        """A row hinted while a read is in flight is kept out of what that read applies; the cursor moves on."""
+    async def test_a_row_hinted_during_the_read_is_applied_and_rechecked(self) -> None:
+        """A row hinted while a read is in flight (the walk stamping the row it just answered) is applied, and
+        kept after its re-check: the stamp did not change its inputs. Leaving it out lost it for good."""
         world = make_world([stored_row(1, seq=1)])
         await world.follower.load_all()
+        world.rows.inputs = {1: "fp-1", 7: "fp-7", 8: "fp-8"}
         world.store(stored_row(7, seq=2), stored_row(8, seq=3))
         gate = world.answers.gate = Gate()
-        task = asyncio.ensure_future(world.follower.load_new())
-        await gate.in_flight()
-        world.follower.rows_hinted([7])
-        gate.open()
-        assert await task == 1
-        assert world.cached(7) is None
-        assert world.cached(8) is not None
+        async with following(world):
+            world.follower.answers_written()
+            await gate.in_flight()
+            world.follower.rows_hinted([7])
+            gate.open()
+            await world.rows.check_calls.reached(1)
+            await world.answers.load_calls.reached(3)
+        assert world.rows.checks == [[7]]
+        assert world.cached(7) is not None and world.cached(8) is not None
         assert world.follower.status()["cursor"] == 3
 
-    async def test_a_hint_before_the_read_does_not_hold_back_its_row(self) -> None:
-        """Only hints that race the read keep a row out; an earlier hint does not."""
-        world = make_world([stored_row(1, seq=1)])
-        await world.follower.load_all()
-        world.follower.rows_hinted([7])
-        world.store(stored_row(7, seq=2))
-        assert await world.follower.load_new() == 1
-        assert world.cached(7) is not None
-
-    async def test_a_row_whose_library_is_hinted_during_the_read_is_not_applied(self) -> None:
-        """A tier-2 change hinted while a read is in flight keeps the affected row out of that read too."""
+    async def test_a_row_whose_library_changes_during_the_read_is_dropped_by_its_recheck(self) -> None:
+        """A tier-2 change hinted while a read is in flight: the row read with its old inputs is applied, then
+        dropped by the re-check of the library's rows."""
         world = make_world([stored_row(1, seq=1)], albums={77: [7]})
         await world.follower.load_all()
+        world.rows.inputs = {1: "fp-1", 7: "fp-7-relinked"}
         world.store(stored_row(7, seq=2))
         gate = world.answers.gate = Gate()
-        task = asyncio.ensure_future(world.follower.load_new())
-        await gate.in_flight()
-        world.follower.libraries_hinted([77])
-        gate.open()
-        await task
+        async with following(world):
+            world.follower.answers_written()
+            await gate.in_flight()
+            world.follower.libraries_hinted([77])
+            gate.open()
+            await world.rows.check_calls.reached(1)
+            await world.answers.load_calls.reached(3)
+        assert world.rows.checks == [[7]]
         assert world.cached(7) is None
 
 

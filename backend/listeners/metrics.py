@@ -34,6 +34,12 @@ def register(app: App) -> None:
     async def remove_metrics_folder(app: App) -> None:
         remove_multiprocess_dir()
 
+    @app.after_server_stop
+    async def remove_own_metrics_folder(app: App) -> None:
+        # --single-process has no main process stop: the serving process made the folder and removes it
+        # (a worker leaves its main process's folder alone).
+        remove_multiprocess_dir()
+
     @app.before_server_start
     async def create_metrics(app: App) -> None:
         app.ctx.metrics = Metrics()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -81,3 +83,12 @@ class TestHostMetrics:
         host = hosts(1, METRICS_TOKEN="s3cret")
         assert host.get("/metrics").status_code == 401
         assert host.get("/metrics", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+
+    @pytest.mark.parametrize("workers", [0, 2], ids=["single-process", "two-workers"])
+    def test_a_stopped_host_leaves_no_metrics_folder(self, hosts: Host, workers: int) -> None:
+        """The folder every process of a host writes to is gone after a clean stop, in both process layouts."""
+        host = hosts(workers)
+        assert host.get("/metrics").status_code == 200
+        (folder,) = Path(tempfile.gettempdir()).glob(f"rotation-picker-metrics-{host.pid}-*")
+        assert host.stop() == 0
+        assert not folder.exists()

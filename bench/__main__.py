@@ -13,12 +13,13 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench import machine, results
+from bench import hosts, machine, results
 from bench.context import BenchContext
 from bench.load import ensure_wrk
 from bench.pg import Postgres
 from bench.results import ScenarioResult
 from bench.scenarios import SCENARIOS
+from devtools.auth_issuer import AuthIssuer
 
 logger = logging.getLogger("bench")
 
@@ -41,11 +42,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     chosen = sorted(set(args.scenario or SCENARIOS))
     ensure_wrk()
     pg = Postgres()
+    issuer = AuthIssuer()
     tmp = Path(tempfile.mkdtemp(prefix="rp-bench-"))
     failed = 0
     try:
         pg.start()
-        ctx = BenchContext(pg=pg, quick=args.quick, runs=runs, today=datetime.date.today(), tmp=tmp)
+        issuer.start()
+        ctx = BenchContext(pg=pg, issuer=issuer, quick=args.quick, runs=runs, today=datetime.date.today(), tmp=tmp)
         facts = machine.describe(f"{pg.version} ({'embedded' if pg.embedded else 'DATABASE_URL'})")
         data = results.load()
         for number in chosen:
@@ -67,8 +70,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             md, _ = results.write(data)
             logger.info("scenario %d done in %.0f s; results in %s", number, result.elapsed_s, md)
     finally:
+        issuer.stop()
         pg.stop()
         shutil.rmtree(tmp, ignore_errors=True)
+    left = hosts.left_behind()
+    if left:  # a process that did not clean up after itself: say so, then remove what is ours
+        logger.warning("left in %s by this run's processes: %s", tempfile.gettempdir(), ", ".join(map(str, left)))
+        for path in left:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
     return 1 if failed else 0
 
 

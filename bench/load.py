@@ -10,11 +10,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.procs import ROOT
+from devtools.processes import ROOT
 
 logger = logging.getLogger("bench")
 
@@ -107,16 +107,35 @@ def parse_wrk(output: str) -> LoadResult:
     )
 
 
-def run_wrk(url: str, paths: Sequence[str], duration: float, connections: int, directory: Path) -> LoadResult:
-    """Max throughput over ``paths`` with wrk (1 thread); the Python closed loop when wrk is missing."""
+def _header_args(flag: str, headers: Mapping[str, str] | None) -> list[str]:
+    return [arg for name, value in (headers or {}).items() for arg in (flag, f"{name}: {value}")]
+
+
+def run_wrk(
+    url: str,
+    paths: Sequence[str],
+    duration: float,
+    connections: int,
+    directory: Path,
+    headers: Mapping[str, str] | None = None,
+) -> LoadResult:
+    """Max throughput over ``paths`` with wrk (1 thread); the Python closed loop when wrk is missing.
+
+    ``headers`` go on every request (``-H``), e.g. the DJ's ``Authorization``.
+    """
     wrk = ensure_wrk()
     if wrk is None:
         port = int(url.rsplit(":", 1)[1])
-        return run_rategen(port, paths, rate=0, duration=duration, connections=connections, directory=directory)
+        return run_rategen(
+            port, paths, rate=0, duration=duration, connections=connections, directory=directory, headers=headers
+        )
     script = _lua(paths, directory)
     cmd = [wrk, "-t1", f"-c{connections}", f"-d{duration:.0f}s", "--latency", "--timeout", "10s", "-s", str(script)]
-    done = subprocess.run([*cmd, url], capture_output=True, text=True, timeout=duration + 60, check=False)
-    script.unlink(missing_ok=True)
+    cmd += _header_args("-H", headers)
+    try:
+        done = subprocess.run([*cmd, url], capture_output=True, text=True, timeout=duration + 60, check=False)
+    finally:
+        script.unlink(missing_ok=True)
     if done.returncode != 0:
         raise RuntimeError(f"wrk failed rc={done.returncode}: {done.stderr or done.stdout}")
     return parse_wrk(done.stdout)
@@ -132,6 +151,7 @@ def run_rategen(
     directory: Path,
     warmup: float = 1.0,
     once: bool = False,
+    headers: Mapping[str, str] | None = None,
 ) -> LoadResult:
     """``bench.rategen`` as a separate process; ``rate=0`` means closed loop (max throughput)."""
     paths_file = write_paths(paths, directory)
@@ -139,6 +159,7 @@ def run_rategen(
     cmd += [f"--duration={duration}", f"--connections={connections}", f"--warmup={warmup}"]
     cmd += ["--closed"] if rate <= 0 else [f"--rate={rate}"]
     cmd += ["--once"] if once else []
+    cmd += _header_args("--header", headers)
     try:
         done = subprocess.run(
             cmd, cwd=ROOT, capture_output=True, text=True, timeout=duration + warmup + 90, check=False

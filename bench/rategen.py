@@ -97,8 +97,8 @@ class _Conn(asyncio.Protocol):
 
 class _Generator:
     def __init__(self, args: argparse.Namespace, paths: list[str]) -> None:
-        host_header = f"Host: {args.host}:{args.port}\r\n"
-        self.requests = [f"GET {p} HTTP/1.1\r\n{host_header}\r\n".encode() for p in paths]
+        head = f"Host: {args.host}:{args.port}\r\n" + "".join(f"{h}\r\n" for h in args.header)
+        self.requests = [f"GET {p} HTTP/1.1\r\n{head}\r\n".encode() for p in paths]
         self.args = args
         self.idle: collections.deque[_Conn] = collections.deque()
         self.pending: collections.deque[_Item] = collections.deque()
@@ -182,7 +182,7 @@ class _Generator:
                 # Timers are millisecond-grained: shorter sleeps would spin. Late sends still count
                 # from their scheduled time.
                 await asyncio.sleep(max(TICK_S, start + i / a.rate - now))
-        return start + warmup_count / a.rate
+        return float(start + warmup_count / a.rate)
 
     async def run(self) -> dict[str, Any]:
         a = self.args
@@ -240,6 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--drain-timeout", type=float, default=30.0)
     parser.add_argument("--closed", action="store_true", help="closed loop: max throughput, no pacing")
     parser.add_argument("--once", action="store_true", help="send each path at most once")
+    parser.add_argument("--header", action="append", default=[], help="'Name: value' on every request (repeatable)")
     args = parser.parse_args(argv)
     with open(args.paths_file, encoding="utf-8") as f:
         paths = [line.strip() for line in f if line.strip()]

@@ -19,6 +19,23 @@ TITLES = {
     5: "Restart",
     6: "Scale",
     7: "Live traffic during a walk",
+    8: "DJ during the walk at the production rate",
+    9: "Warm across deploys",
+    10: "Metrics on vs off",
+}
+
+# Each scenario's goals in one line (the metrics carry the exact thresholds and verdicts).
+GOALS = {
+    1: "picker ≥ 0.8 x floor throughput; p99 ≤ 5 ms at half max; no LML call, no table scan while warm",
+    2: "warm first open ≪ cold (informational); no LML call once warm",
+    3: "walk ≤ 1.10 x (LML calls x L); tier-1/2 overhead ≤ 1 ms per row",
+    4: "the same LML lookups and release fetches for 1, 2 and 4 workers",
+    5: "a reloaded worker is warm ≤ 50 ms after it starts, with no LML call",
+    6: "walk time per row flat (30,000 / 310 ≤ 1.25); caches hold every row (no eviction); no LML call while warm",
+    7: "live first-open p99 during a walk ≤ 1.2 x without one",
+    8: "at 50 LML calls/min during a cold walk, a DJ's first opens: p99 ≤ 1 s, no empty answer",
+    9: "host launch to every worker warm ≤ 1 s at 30,000 stored answers; 0 LML calls per redeploy",
+    10: "warm-hit throughput with metrics on (scraped every 5 s) ≥ 0.95 x off",
 }
 
 
@@ -26,7 +43,7 @@ TITLES = {
 class Metric:
     """One figure: its value (median over runs when ``samples`` has several), goal and verdict.
 
-    ``passed`` is None for figures reported for context (no goal).
+    ``passed`` is None for figures reported for context (no goal); ``note`` is shown beside it.
     """
 
     name: str
@@ -100,7 +117,7 @@ def merge(data: dict[str, Any], result: ScenarioResult, machine: dict[str, Any])
 
 
 def render(data: dict[str, Any]) -> str:
-    """The markdown table: scenario, metric, value, goal, verdict; then machine and notes."""
+    """The markdown table (scenario, metric, value, goal, verdict, note); then goals, machine and notes."""
     machine = data.get("machine", {})
     lines = [
         "# rotation-picker benchmarks (latest)",
@@ -108,18 +125,22 @@ def render(data: dict[str, Any]) -> str:
         "Reproduce with `./scripts/bench` (one scenario: `--scenario N`; smoke run: `--quick`).",
         "Values are medians over runs; ratios are measured side by side in the same run.",
         "",
-        "| # | Scenario | Metric | Value | Goal | Result |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| # | Scenario | Metric | Value | Goal | Result | Notes |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     scenarios = data.get("scenarios", {})
     for key in sorted(scenarios, key=int):
         s = scenarios[key]
         title = TITLES.get(int(key), key)
         if s.get("error"):
-            lines.append(f"| {key} | {title} | run failed | {s['error'][:120]} | | **ERROR** |")
+            lines.append(f"| {key} | {title} | run failed | {_cell(s['error'][:160])} | | **ERROR** | |")
         for m in s.get("metrics", []):
-            value = fmt(m["value"], m["unit"]) + _samples(Metric(**m))
-            lines.append(f"| {key} | {title} | {m['name']} | {value} | {m['goal']} | {_verdict(Metric(**m))} |")
+            metric = Metric(**m)
+            value = fmt(metric.value, metric.unit) + _samples(metric)
+            cells = (key, title, metric.name, value, metric.goal, _verdict(metric), _cell(metric.note))
+            lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "## Goals", ""]
+    lines += [f"- **{n}. {TITLES[n]}**: {GOALS[n]}." for n in sorted(TITLES)]
     lines += ["", "## Machine", ""]
     lines += [f"- {k}: {v}" for k, v in machine.items()]
     lines += ["", "## Notes", ""]
@@ -130,8 +151,12 @@ def render(data: dict[str, Any]) -> str:
         )
         lines.append(f"- **{key}. {TITLES.get(int(key), key)}** ({when}).")
         lines += [f"  - {note}" for note in s.get("notes", [])]
-        lines += [f"  - {m['name']}: {m['note']}" for m in s.get("metrics", []) if m.get("note")]
     return "\n".join(lines) + "\n"
+
+
+def _cell(text: str) -> str:
+    """Text safe inside a markdown table cell."""
+    return text.replace("|", "\\|").replace("\n", " ")
 
 
 def write(data: dict[str, Any], directory: Path = RESULTS_DIR) -> tuple[Path, Path]:

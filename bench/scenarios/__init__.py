@@ -1,4 +1,4 @@
-"""The seven benchmark scenarios of issue 5, one module each, registered by number."""
+"""The benchmark scenarios (issue 5's seven, then 8-10), one module each, registered by number."""
 
 from __future__ import annotations
 
@@ -14,6 +14,9 @@ from bench.scenarios import (
     s5_restart,
     s6_scale,
     s7_live_during_walk,
+    s8_dj_during_walk,
+    s9_deploys,
+    s10_metrics,
 )
 
 SCENARIOS: dict[int, Callable[[BenchContext, ScenarioResult], None]] = {
@@ -24,4 +27,7 @@ SCENARIOS: dict[int, Callable[[BenchContext, ScenarioResult], None]] = {
     5: s5_restart.run,
     6: s6_scale.run,
     7: s7_live_during_walk.run,
+    8: s8_dj_during_walk.run,
+    9: s9_deploys.run,
+    10: s10_metrics.run,
 }

@@ -114,7 +114,9 @@ async def empty_database(conn: asyncpg.Connection, schemas: Schemas = SCHEMAS) -
     """No station rows, no stored answers, a full LML bucket, no walker."""
     await empty_station_tables(conn, schemas)
     svc = schemas.service
-    await conn.execute(f"TRUNCATE {svc}.row_answer, {svc}.release_answer, {svc}.lookup_answer, {svc}.walker")
+    await conn.execute(
+        ";".join(f"DELETE FROM {svc}.{t}" for t in ("row_answer", "release_answer", "lookup_answer", "walker"))
+    )
     await conn.execute(f"UPDATE {svc}.lml_budget SET tokens = 0, refilled_at = '2000-01-01T00:00:00Z'")
 
 

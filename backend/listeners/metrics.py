@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-
-from sanic import Request
-from sanic.response import BaseHTTPResponse
 
 from backend.context import App
 from backend.metrics import Metrics, remove_multiprocess_dir
@@ -55,16 +51,3 @@ def register(app: App) -> None:
                 return
 
         app.add_task(sync_forever, name="rotation-metrics")  # type: ignore[arg-type]
-
-    async def start_clock(request: Request) -> None:
-        request.ctx.started = time.perf_counter()
-
-    async def observe(request: Request, response: BaseHTTPResponse) -> None:
-        started = getattr(request.ctx, "started", None)
-        if started is None:
-            return
-        route = request.route.path if request.route is not None else "unmatched"
-        app.ctx.metrics.observe_request(route, request.method, response.status, time.perf_counter() - started)
-
-    app.register_middleware(start_clock, "request")
-    app.register_middleware(observe, "response")

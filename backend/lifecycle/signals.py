@@ -56,12 +56,6 @@ def take_early_stop() -> int | None:
     return first
 
 
-def ignore_stop_signals() -> None:
-    """Drop further SIGINT/SIGTERM (main thread only): the stop is under way and must not be cut short."""
-    for sig in STOP_SIGNALS:
-        signal.signal(sig, signal.SIG_IGN)
-
-
 @contextmanager
 def blocked_stop_signals() -> Iterator[None]:
     """Block SIGINT/SIGTERM in this thread; a process started meanwhile inherits the block.

@@ -4,8 +4,11 @@ Sanic registers ``app.stop`` with ``loop.add_signal_handler`` and removes it as 
 stops, which restores the default dispositions for the whole drain: the SIGINT the main process sends
 each worker, arriving just after the SIGTERM systemd sent the whole group, then raised
 KeyboardInterrupt mid-drain, and a second SIGTERM killed the worker outright. Here the first stop
-signal marks the worker draining, ignores further stop signals (the main process escalates with
-SIGKILL if the drain overruns) and stops the app once it serves.
+signal marks the worker draining and stops the app once it serves; later stop signals reach the same
+handler and do nothing (the main process escalates with SIGKILL if the drain overruns). The handler
+stays installed: switching to ``SIG_IGN`` inside it let a second signal that arrived in between
+surface as ``OSError: Signal 15 ignored due to race condition`` out of the event loop (CPython raises
+that for a pending signal whose handler became ``SIG_IGN``), a traceback on a group SIGTERM.
 """
 
 from __future__ import annotations
@@ -62,7 +65,6 @@ class WorkerStop:
         if self.requested:
             return
         self.requested = True
-        signals.ignore_stop_signals()
         mark_draining(self._app)
         self._loop.call_soon_threadsafe(self._stop_when_serving)
 

@@ -125,8 +125,10 @@ def sender(server: ServerProcess, to: str, sig: signal.Signals) -> Callable[[], 
     return lambda: server.signal(sig)
 
 
-# Each moment is stopped both ways across the cases below: to the main process alone and to the whole group
-# (systemd, Ctrl-C), with SIGTERM and with SIGINT, and every pairing appears at least once.
+# Every moment below gets a stop sent to the whole group (systemd, Ctrl-C); the main process alone is
+# stopped right after boot, mid-walk, during import and while workers start (idle and right after a reload
+# only by the group, the harder case: every process gets the signal at once). Each of the four pairings of
+# target (main, group) and signal (SIGTERM, SIGINT) appears at least once.
 GROUP_SIGTERM = pytest.param("group", signal.SIGTERM, id="group-SIGTERM")
 GROUP_SIGINT = pytest.param("group", signal.SIGINT, id="group-SIGINT")
 MAIN_SIGTERM = pytest.param("main", signal.SIGTERM, id="main-SIGTERM")
